@@ -1,0 +1,1 @@
+"""Real-time face mask detection; the modules below the nodes import no rclpy."""
