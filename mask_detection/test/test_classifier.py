@@ -1,0 +1,314 @@
+"""Tests of the mask classifier: preprocessing, batched prediction and safe model files."""
+import json
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+import torch
+
+from mask_detection import classifier
+from mask_detection.classifier import MASK, MaskClassifier, MaskNet, ModelFileError, NO_MASK
+
+# The astronaut's face in skimage.data.astronaut() (512 x 512), in pixels.
+FACE = (170, 40, 100, 120)
+
+
+@pytest.fixture(scope='module')
+def astronaut_bgr():
+    return cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
+
+
+def _model(seed=0, input_size=32, conv_channels=(4, 8)):
+    torch.manual_seed(seed)
+    model = MaskNet(input_size, conv_channels).eval()
+    # Non-trivial batch-norm statistics so that eval mode differs from an identity.
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+    return model
+
+
+@pytest.fixture
+def model_file(tmp_path):
+    path = tmp_path / 'model.pt'
+    classifier.save_model_file(path, _model(), {'metrics': {'val_accuracy': 0.5}})
+    return path
+
+
+def test_class_indices_match_agreed_api():
+    assert (MASK, NO_MASK) == (0, 1)
+    assert classifier.CLASS_NAMES[MASK] == 'mask'
+
+
+def test_masknet_has_the_50_35_2_head():
+    model = MaskNet(64, (16, 32, 64))
+    dense = [m for m in model.head if isinstance(m, torch.nn.Linear)]
+    assert [m.out_features for m in dense] == [50, 35, 2]
+    assert model(torch.zeros(3, 3, 64, 64)).shape == (3, 2)
+
+
+def test_masknet_rejects_input_size_not_divisible():
+    with pytest.raises(ValueError, match='multiple of 8'):
+        MaskNet(60, (8, 8, 8))
+
+
+def test_preprocess_face_matches_hand_computation(astronaut_bgr):
+    x, y, w, h = FACE
+    tensor = classifier.preprocess_face(astronaut_bgr, FACE, 48, margin=0.1)
+    assert tensor.shape == (3, 48, 48) and tensor.dtype == np.float32
+    side = max(w, h) * 1.2
+    left, top = round(x + w / 2 - side / 2), round(y + h / 2 - side / 2)
+    crop = astronaut_bgr[top:top + round(side), left:left + round(side)]
+    rgb = cv2.resize(crop, (48, 48), interpolation=cv2.INTER_AREA)[:, :, ::-1]
+    expected = ((rgb.astype(np.float32) / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)
+    np.testing.assert_allclose(tensor, expected, atol=1e-6)
+    # Channel 0 is red: the astronaut's red flag region is absent in the face, but skin is
+    # redder than blue.
+    assert tensor[0].mean() > tensor[2].mean()
+
+
+def test_preprocess_face_pads_outside_image_with_black(astronaut_bgr):
+    tensor = classifier.preprocess_face(astronaut_bgr, (0, 0, 40, 40), 32, margin=0.25)
+    # The crop starts 10 px above/left of the image: that band is black, i.e. -1 normalised.
+    assert np.all(tensor[:, :5, :5] == -1.0)
+    assert tensor[:, 20:, 20:].std() > 0.05
+
+
+def test_preprocess_face_accepts_facebox_like_objects(astronaut_bgr):
+    class Box:
+        x, y, width, height, score = FACE + (0.9,)
+
+    np.testing.assert_array_equal(classifier.preprocess_face(astronaut_bgr, Box(), 32),
+                                  classifier.preprocess_face(astronaut_bgr, FACE, 32))
+
+
+@pytest.mark.parametrize('box', [(0, 0, 0, 10), (0, 0, 10, -1), (0, 0, math.nan, 10),
+                                 (600, 600, 10, 10), (1, 2, 3)])
+def test_preprocess_face_rejects_bad_boxes(astronaut_bgr, box):
+    with pytest.raises(ValueError, match='box'):
+        classifier.preprocess_face(astronaut_bgr, box, 32)
+
+
+@pytest.mark.parametrize('image, message', [
+    (np.zeros((10, 10, 3), np.float32), 'uint8'),
+    (np.zeros((0, 10, 3), np.uint8), 'empty'),
+    (np.zeros((10, 10, 5), np.uint8), 'shape'),
+    ([[1, 2]], 'numpy'),
+])
+def test_predict_rejects_bad_images(model_file, image, message):
+    with pytest.raises(ValueError, match=message):
+        MaskClassifier(model_file).predict(image, [(0, 0, 5, 5)])
+
+
+def test_predict_grey_and_bgra_images_like_bgr(model_file, astronaut_bgr):
+    model = MaskClassifier(model_file)
+    grey = cv2.cvtColor(astronaut_bgr, cv2.COLOR_BGR2GRAY)
+    np.testing.assert_allclose(model.predict(grey, [FACE]),
+                               model.predict(cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR), [FACE]))
+    bgra = cv2.cvtColor(astronaut_bgr, cv2.COLOR_BGR2BGRA)
+    np.testing.assert_allclose(model.predict(bgra, [FACE]), model.predict(astronaut_bgr, [FACE]))
+
+
+def test_predict_is_one_batch_equal_to_single_predictions(model_file, astronaut_bgr):
+    model = MaskClassifier(model_file)
+    boxes = [FACE, (300, 200, 60, 60), (0, 0, 30, 30), (480, 480, 40, 40)]
+    probabilities = model.predict(astronaut_bgr, boxes)
+    assert probabilities.shape == (4, 2) and probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-6)
+    singles = np.concatenate([model.predict(astronaut_bgr, [b]) for b in boxes])
+    np.testing.assert_allclose(probabilities, singles, atol=1e-5)
+    # Different crops give different answers (the network is not constant).
+    assert np.ptp(probabilities[:, MASK]) > 1e-4
+
+
+def test_predict_without_boxes_returns_empty(model_file, astronaut_bgr):
+    assert MaskClassifier(model_file).predict(astronaut_bgr, []).shape == (0, 2)
+
+
+def test_predict_matches_network_on_preprocess_face(model_file, astronaut_bgr):
+    model, metadata = classifier.load_model_file(model_file)
+    tensor = classifier.preprocess_face(astronaut_bgr, FACE,
+                                        **classifier.preprocessing_settings(metadata))
+    with torch.inference_mode():
+        expected = torch.softmax(model(torch.from_numpy(tensor)[None]), 1).numpy()
+    np.testing.assert_allclose(MaskClassifier(model_file).predict(astronaut_bgr, [FACE]),
+                               expected, atol=1e-6)
+
+
+def test_round_trip_keeps_weights_and_metadata(model_file):
+    original = _model()
+    loaded, metadata = classifier.load_model_file(model_file)
+    for key, value in original.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[key], value)
+    assert metadata['architecture'] == classifier.ARCHITECTURE_ID
+    assert metadata['input_size'] == 32 and metadata['conv_channels'] == [4, 8]
+    assert metadata['classes'] == ['mask', 'no_mask']
+    assert metadata['metrics'] == {'val_accuracy': 0.5}
+    assert metadata['margin'] == classifier.DEFAULT_MARGIN
+    assert not loaded.training
+    # The file is plain data: the strict torch loader reads it.
+    payload = torch.load(model_file, weights_only=True)
+    assert json.loads(payload['metadata'])['input_size'] == 32
+
+
+def test_metadata_sets_preprocessing(tmp_path, astronaut_bgr):
+    path = tmp_path / 'm.pt'
+    classifier.save_model_file(path, _model(), {'margin': 0.3, 'mean': [0.4, 0.5, 0.6]})
+    model = MaskClassifier(path)
+    assert model.preprocessing['margin'] == 0.3
+    expected = classifier.preprocess_face(astronaut_bgr, FACE, 32, margin=0.3,
+                                          mean=(0.4, 0.5, 0.6))
+    np.testing.assert_array_equal(model.preprocess(astronaut_bgr, [FACE])[0], expected)
+
+
+def _assert_model_file_error(path, reason):
+    with pytest.raises(ModelFileError, match=reason) as info:
+        classifier.load_model_file(path)
+    assert str(path) in str(info.value)
+    with pytest.raises(ModelFileError):
+        MaskClassifier(path)
+    return info.value
+
+
+def test_missing_file(tmp_path):
+    _assert_model_file_error(tmp_path / 'absent.pt', 'file not found')
+
+
+def test_empty_file(tmp_path):
+    path = tmp_path / 'empty.pt'
+    path.write_bytes(b'')
+    _assert_model_file_error(path, 'empty')
+
+
+def test_truncated_file(model_file):
+    data = model_file.read_bytes()
+    model_file.write_bytes(data[:len(data) // 2])
+    _assert_model_file_error(model_file, 'truncated or corrupt')
+
+
+def test_text_file(tmp_path):
+    path = tmp_path / 'notes.pt'
+    path.write_text('not a model\n')
+    _assert_model_file_error(path, 'truncated or corrupt')
+
+
+def test_wrong_architecture(tmp_path):
+    path = tmp_path / 'other.pt'
+    classifier.save_model_file(path, _model(), {})
+    payload = torch.load(path, weights_only=True)
+    metadata = json.loads(payload['metadata'])
+    metadata['architecture'] = 'resnet18'
+    payload['metadata'] = json.dumps(metadata)
+    torch.save(payload, path)
+    _assert_model_file_error(path, "architecture 'resnet18'")
+
+
+def test_plain_state_dict_is_not_a_model_file(tmp_path):
+    path = tmp_path / 'state.pt'
+    torch.save(_model().state_dict(), path)
+    _assert_model_file_error(path, 'format')
+
+
+def test_wrong_shape(tmp_path):
+    path = tmp_path / 'shape.pt'
+    classifier.save_model_file(path, _model(conv_channels=(4, 8)), {})
+    payload = torch.load(path, weights_only=True)
+    # Metadata says 6 channels in the second block; the weights have 8.
+    metadata = json.loads(payload['metadata'])
+    metadata['conv_channels'] = [4, 6]
+    payload['metadata'] = json.dumps(metadata)
+    torch.save(payload, path)
+    _assert_model_file_error(path, 'wrong shape')
+
+
+def test_nan_weights(tmp_path):
+    path = tmp_path / 'nan.pt'
+    model = _model()
+    with torch.no_grad():
+        model.head[-1].bias.fill_(float('nan'))
+    classifier.save_model_file(path, model, {})
+    _assert_model_file_error(path, 'NaN')
+
+
+def test_nan_producing_network(tmp_path):
+    # Finite weights whose outputs overflow to inf/NaN.
+    path = tmp_path / 'overflow.pt'
+    model = _model()
+    with torch.no_grad():
+        for layer in model.head:
+            if isinstance(layer, torch.nn.Linear):
+                layer.weight.fill_(1e30)
+    classifier.save_model_file(path, model, {})
+    _assert_model_file_error(path, 'NaN or infinite outputs')
+
+
+class _Payload:
+    """Pickles to a call that creates a marker file when unpickled."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_pickle_payload_is_refused_and_never_executed(tmp_path):
+    marker = tmp_path / 'payload_ran'
+    path = tmp_path / 'evil.pt'
+    payload = {'format': classifier.FILE_FORMAT, 'format_version': 1,
+               'metadata': json.dumps(_model().architecture()),
+               'state_dict': _model().state_dict(), 'extra': _Payload(marker)}
+    torch.save(payload, path)
+    error = _assert_model_file_error(path, 'unsafe payload')
+    assert 'refused' in error.reason
+    assert not marker.exists()
+    # The payload is real: an unsafe loader would have run it.
+    torch.load(path, weights_only=False)
+    assert marker.exists()
+
+
+def test_cuda_device_when_unavailable_is_a_clear_error(model_file):
+    if torch.cuda.is_available():
+        assert MaskClassifier(model_file, device='cuda').device.type == 'cuda'
+        return
+    with pytest.raises(ValueError, match='CUDA is not available'):
+        MaskClassifier(model_file, device='cuda')
+
+
+def test_unknown_device(model_file):
+    with pytest.raises(ValueError, match='unknown device'):
+        MaskClassifier(model_file, device='tpu')
+
+
+def test_num_threads(model_file):
+    before = torch.get_num_threads()
+    try:
+        MaskClassifier(model_file, num_threads=1)
+        assert torch.get_num_threads() == 1
+        torch.set_num_threads(2)
+        MaskClassifier(model_file, num_threads=0)
+        assert torch.get_num_threads() == 2
+        with pytest.raises(ValueError, match='num_threads'):
+            MaskClassifier(model_file, num_threads=-1)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_default_model_path():
+    path = classifier.default_model_path()
+    assert path.name == 'mask_classifier.pt' and path.parent.name == 'models'
+
+
+def test_shipped_model_loads_and_classifies(astronaut_bgr):
+    path = classifier.default_model_path()
+    if not path.is_file():
+        pytest.skip(f'the shipped model {path} is not trained yet')
+    model = MaskClassifier(path)
+    assert model.metadata['architecture'] == classifier.ARCHITECTURE_ID
+    probabilities = model.predict(astronaut_bgr, [FACE])
+    # The astronaut wears no mask.
+    assert probabilities[0, NO_MASK] > 0.5
