@@ -19,6 +19,7 @@ ROSDEP_KEY = {
     'builtin_interfaces': 'builtin_interfaces', 'rcl_interfaces': 'rcl_interfaces',
     'ament_index_python': 'ament_index_python', 'launch': 'launch', 'launch_ros': 'launch_ros',
     'cv2': 'python3-opencv', 'numpy': 'python3-numpy', 'yaml': 'python3-yaml',
+    'skimage': 'python3-skimage', 'matplotlib': 'python3-matplotlib',
 }
 PIP_ONLY = {'torch'}
 
