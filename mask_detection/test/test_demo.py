@@ -1,0 +1,195 @@
+"""The demo: the built-in video, the recorder's pieces, and `make demo` end to end."""
+import json
+import os
+from pathlib import Path
+import subprocess
+import sys
+
+from conftest import ros_domain_id
+import cv2
+import numpy as np
+import pytest
+
+from mask_detection import demo_video
+from mask_detection.demo_video import (bundled_portraits, draw_surgical_mask, LABEL_MASK,
+                                       LABEL_NO_MASK, VideoSpec)
+from mask_detection_msgs.msg import MaskDetection, MaskDetectionArray
+
+ROOT = Path(__file__).resolve().parents[2]
+SHORT = VideoSpec(duration_s=2.0, fps=10.0)
+
+
+def _read_frames(path):
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    return frames
+
+
+def _iou(a, b):
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    ix = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
+    iy = max(0.0, min(ay + ah, by + bh) - max(ay, by))
+    return ix * iy / (aw * ah + bw * bh - ix * iy)
+
+
+@pytest.fixture(scope='module')
+def short_video(tmp_path_factory):
+    return demo_video.demo_video(SHORT, cache_dir=tmp_path_factory.mktemp('cache'))
+
+
+def test_demo_video_has_the_frames_and_truth_it_promises(short_video):
+    frames = _read_frames(short_video.path)
+    assert short_video.frame_count == SHORT.frame_count == 20
+    assert len(frames) == 20
+    assert frames[0].shape == (SHORT.height, SHORT.width, 3)
+    truth = json.loads(short_video.truth_path.read_text())
+    assert truth['frame_count'] == 20 and len(truth['faces']) == 20
+    labels = [face['label'] for faces in truth['faces'] for face in faces]
+    # Only a few frames, while the camera pans between two portraits, show no whole face.
+    assert sum(bool(faces) for faces in truth['faces']) >= 0.85 * 20
+    assert LABEL_MASK in labels and LABEL_NO_MASK in labels
+    # The camera moves: consecutive frames differ.
+    assert np.mean(cv2.absdiff(frames[0], frames[5])) > 5
+
+
+def test_demo_video_is_cached_and_deterministic(short_video, tmp_path):
+    mtime = short_video.path.stat().st_mtime_ns
+    again = demo_video.demo_video(SHORT, cache_dir=short_video.path.parent)
+    assert again.path == short_video.path
+    assert again.path.stat().st_mtime_ns == mtime, 'a cached video must not be rendered again'
+    fresh = demo_video.write_demo_video(tmp_path / 'fresh.mp4', SHORT)
+    for a, b in zip(_read_frames(short_video.path), _read_frames(fresh.path)):
+        assert np.array_equal(a, b)
+
+
+def test_drawn_mask_covers_mouth_and_chin_but_not_the_eyes():
+    portrait = bundled_portraits()[0]
+    lm = portrait.landmarks
+    masked = draw_surgical_mask(portrait.bgr, lm)
+    changed = np.abs(masked.astype(int) - portrait.bgr.astype(int)).sum(axis=2) > 30
+
+    def region(point, radius=4):
+        x, y = int(point[0]), int(point[1])
+        return changed[y - radius:y + radius, x - radius:x + radius].mean()
+    assert region(lm.mouth) > 0.95 and region(lm.nose_tip) > 0.95
+    assert region(lm.left_eye) == 0 and region(lm.right_eye) == 0
+    # Light blue: blue above red, bright.
+    b, g, r = masked[int(lm.mouth[1]), int(lm.mouth[0])].astype(int)
+    assert b > r and b > 150
+    with pytest.raises(ValueError, match='BGR uint8'):
+        draw_surgical_mask(portrait.bgr[:, :, 0], lm)
+
+
+def test_a_real_face_detector_finds_bare_and_masked_faces_where_the_truth_says():
+    """The hand-measured landmarks agree with the project's face detector on the canvas."""
+    from mask_detection.faces import create_face_detector
+    detector = create_face_detector('auto')
+    canvas, faces = demo_video.build_canvas()
+    for face in faces:
+        x, y, w, h = (int(v) for v in face.box)
+        # One portrait at a time, with a margin, as the detector sees it in a frame.
+        x0, y0 = max(0, x - w), max(0, y - h)
+        crop = np.ascontiguousarray(canvas[y0:y + 2 * h, x0:x + 2 * w])
+        found = [(b.x + x0, b.y + y0, b.width, b.height) for b in detector.detect(crop)]
+        assert found, f'no face found in the {face.source} portrait (label {face.label})'
+        assert max(_iou(face.box, box) for box in found) >= 0.4, (face, found)
+
+
+def test_recorder_records_every_field_and_keeps_a_bounded_contact_sheet():
+    from mask_detection.demo_recorder import ContactSheet, detection_array_record
+    msg = MaskDetectionArray(image_width=640, image_height=480)
+    msg.header.stamp.sec, msg.header.stamp.nanosec = 100, 250_000_000
+    msg.header.frame_id = 'camera'
+    msg.detections = [MaskDetection(x=10, y=20, width=30, height=40, label=MaskDetection.MASK,
+                                    mask_probability=0.9, confidence=0.9, face_score=0.8,
+                                    track_id=3)]
+    record = detection_array_record(msg, 100.3)
+    assert record['latency_ms'] == pytest.approx(50.0)
+    assert record['frame_id'] == 'camera' and record['image_width'] == 640
+    assert record['detections'][0] == {
+        'x': 10, 'y': 20, 'width': 30, 'height': 40, 'label': 0, 'label_name': 'mask',
+        'mask_probability': pytest.approx(0.9), 'confidence': pytest.approx(0.9),
+        'face_score': pytest.approx(0.8), 'track_id': 3}
+
+    sheet = ContactSheet(tiles=6, width=80)
+    frame = np.zeros((48, 64, 3), np.uint8)
+    for i in range(1000):
+        sheet.add(frame + (i % 255), f'#{i}')
+        assert len(sheet.kept) <= 12
+    picture = sheet.render()
+    assert picture.shape[1] == 4 * 80 and picture.shape[0] == 2 * 60
+    assert sheet.kept[0][0] == 0 and sheet.kept[-1][0] >= 1000 - sheet.stride
+
+
+def _run_demo(args, env_extra=None, timeout=240):
+    env = dict(os.environ)
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, '-m', 'training.demo', *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_demo_says_clearly_when_the_video_or_camera_is_missing(tmp_path):
+    result = _run_demo(['--video', str(tmp_path / 'nope.mp4'), '--output-dir', str(tmp_path)])
+    assert result.returncode == 1 and 'nope.mp4 does not exist' in result.stderr
+    result = _run_demo(['--camera', '/dev/video_missing', '--output-dir', str(tmp_path)])
+    assert result.returncode == 1 and 'no camera at /dev/video_missing' in result.stderr
+    not_video = tmp_path / 'text.mp4'
+    not_video.write_text('not a video')
+    result = _run_demo(['--video', str(not_video), '--output-dir', str(tmp_path)])
+    assert result.returncode == 1 and 'text.mp4' in result.stderr
+
+
+def _stamp(record):
+    return record['stamp']['sec'] + record['stamp']['nanosec'] * 1e-9
+
+
+@pytest.mark.graph
+@pytest.mark.slow
+def test_make_demo_end_to_end_on_a_short_video(tmp_path):
+    """The real nodes on a 4 s built-in video: every output written and consistent."""
+    out = tmp_path / 'demo_output'
+    result = _run_demo(['--duration', '4', '--output-dir', str(out),
+                        '--domain-id', str(ros_domain_id())],
+                       env_extra={'MASK_DETECTION_CACHE': str(tmp_path / 'cache')})
+    report = result.stdout + result.stderr
+    assert result.returncode == 0, report
+    summary = json.loads((out / 'summary.json').read_text())
+    run = summary['run']
+    video_frames = run['video_frames']
+    assert video_frames == 60
+
+    records = [json.loads(line) for line in (out / 'detections.jsonl').read_text().splitlines()]
+    assert len(records) == summary['frames'] > 0
+    stamps = [_stamp(r) for r in records]
+    assert all(b > a for a, b in zip(stamps, stamps[1:])), 'one array per frame, in order'
+    # Every frame the camera published reached the detector, which processed it or counted it
+    # as dropped; only frames sent before DDS discovery matched the two may be missing.
+    camera_log = (out / 'logs' / 'camera_node.log').read_text()
+    assert f'({video_frames} frames)' in camera_log, camera_log
+    dropped = run['detector_dropped']
+    assert dropped is not None, report
+    received = run.get('detector_received')
+    if received is not None:
+        assert len(records) == received - dropped, report
+        assert received <= video_frames
+    assert len(records) + dropped <= video_frames, report
+
+    assert summary['faces'] > 0 and summary['frames_with_faces'] > 0.5 * len(records), report
+    assert sum(summary['labels'].values()) == summary['faces']
+    truth = run['truth']
+    assert truth['found'] >= 0.5 * truth['true_faces'], report
+    assert all(r['latency_ms'] > 0 for r in records)
+
+    annotated = _read_frames(out / 'annotated.mp4')
+    assert len(annotated) == summary['annotated_frames'] > 0
+    assert annotated[0].shape == (480, 640, 3)
+    sheet = cv2.imread(str(out / 'summary.png'))
+    assert sheet is not None and sheet.shape[1] == 4 * 320
+    assert 'mask / no mask / unknown' in result.stdout

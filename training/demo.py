@@ -1,0 +1,456 @@
+"""Run the product end to end: camera_node -> detector_node -> demo_recorder, then a report.
+
+    make demo                        # the built-in demo video (built once, then cached)
+    make demo VIDEO=path/to/file.mp4
+    make live                        # /dev/video0 until Ctrl-C (or --duration)
+    scripts/in_env.sh python -m training.demo --help
+
+Starts the three nodes as real ROS 2 processes in a DDS domain of their own, plays the video once
+(loop false), waits for the camera to finish and the recorder to drain, stops every process
+(SIGTERM, then SIGKILL after a timeout) and prints a table.  Outputs go to ``demo_output/``
+(see mask_detection/demo_recorder.py); node logs to ``demo_output/logs/``.  Exit code 0 only
+when detections were received.
+"""
+import argparse
+from dataclasses import dataclass
+import json
+import os
+from pathlib import Path
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+
+from mask_detection import demo_video
+
+ROOT = Path(__file__).resolve().parents[1]
+INSTALL_LIB = ROOT / 'install' / 'mask_detection' / 'lib' / 'mask_detection'
+# Test runs take domains 1..100 (conftest.py); the demo picks from the rest of Fast DDS's range.
+DEMO_DOMAINS = range(101, 200)
+LABELS = ('mask', 'no_mask', 'unknown')
+
+
+class DemoError(RuntimeError):
+    """The demo cannot run or failed; the message says why."""
+
+
+def console_script(name):
+    path = INSTALL_LIB / name
+    if not os.access(path, os.X_OK):
+        raise DemoError(f'{path} is not installed: run `make setup`')
+    return path
+
+
+def child_environment(domain_id):
+    """Return the environment for the node processes: this one plus their DDS domain."""
+    env = dict(os.environ)
+    # ROS from PyPI wheels: the child's bootstrapper must set its own library path.
+    env.pop('_ROS_WHEELS_BOOTSTRAP_COMPLETE', None)
+    env.pop('LD_LIBRARY_PATH', None)
+    env.update({'ROS_DOMAIN_ID': str(domain_id), 'PYTHONUNBUFFERED': '1',
+                'RCUTILS_LOGGING_BUFFERED_STREAM': '0', 'RCUTILS_COLORIZED_OUTPUT': '0'})
+    env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    return env
+
+
+class NodeProcess:
+    """One console script running as a child process, its output in a log file."""
+
+    def __init__(self, name, env, log_dir, params=None, remaps=None):
+        self.name = name
+        args = ['--ros-args']
+        for key, value in (params or {}).items():
+            args += ['-p', f'{key}:={_param_text(value)}']
+        for source, target in (remaps or {}).items():
+            args += ['-r', f'{source}:={target}']
+        self.command = [str(console_script(name)), *args]
+        self.env = env
+        self.log_path = Path(log_dir) / f'{name}.log'
+        self.process = None
+
+    def start(self):
+        with open(self.log_path, 'wb') as log_file:
+            self.process = subprocess.Popen(self.command, stdout=log_file,
+                                            stderr=subprocess.STDOUT, env=self.env)
+        return self
+
+    @property
+    def running(self):
+        return self.process is not None and self.process.poll() is None
+
+    def wait(self, timeout):
+        """Return the exit code, or None if still running after ``timeout`` seconds."""
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self, timeout=10.0):
+        """SIGTERM, then SIGKILL after ``timeout`` seconds; return the exit code."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            if self.wait(timeout) is None:
+                print(f'[demo] {self.name} did not exit {timeout:g} s after SIGTERM: SIGKILL',
+                      file=sys.stderr)
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def log(self):
+        try:
+            return self.log_path.read_text(errors='replace')
+        except FileNotFoundError:
+            return ''
+
+    def log_tail(self, lines=15):
+        return '\n'.join(f'    {line}' for line in self.log().splitlines()[-lines:])
+
+
+def _param_text(value):
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    if isinstance(value, str):
+        # rcl reads -p values as YAML: quote so that e.g. '0' or 'on' stays a string.
+        return "'" + value.replace("'", "''") + "'"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: Path
+    frame_count: int
+    fps: float
+    width: int
+    height: int
+    truth_path: Path = None
+
+
+def probe_video(path):
+    """Return the frame count, rate and size of a video file OpenCV can read."""
+    path = Path(path)
+    if not path.is_file():
+        raise DemoError(f'video {path} does not exist')
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise DemoError(f'OpenCV cannot open {path} (not a video, or an unsupported codec)')
+    count = 0
+    while capture.grab():
+        count += 1   # counted, not read from the header: headers are often wrong
+    fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
+    width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+    height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    capture.release()
+    if count == 0:
+        raise DemoError(f'{path} has no readable frame')
+    return VideoInfo(path, count, fps, width, height)
+
+
+class GraphWatcher:
+    """A small rclpy node in the demo's domain, to wait until the nodes are connected."""
+
+    def __init__(self, domain_id):
+        import rclpy
+        from rclpy.signals import SignalHandlerOptions
+        self.rclpy = rclpy
+        self.context = rclpy.Context()
+        # Ctrl-C stays a KeyboardInterrupt in the runner, which then stops the nodes.
+        rclpy.init(context=self.context, domain_id=domain_id,
+                   signal_handler_options=SignalHandlerOptions.NO)
+        self.node = rclpy.create_node('demo_runner_watch', context=self.context)
+
+    def ready(self):
+        node = self.node
+        return (node.count_subscribers('/image_raw') >= 1
+                and node.count_publishers('/detections') >= 1
+                and node.count_subscribers('/detections') >= 1
+                and node.count_subscribers('/annotated_image') >= 1)
+
+    def close(self):
+        self.node.destroy_node()
+        self.rclpy.try_shutdown(context=self.context)
+
+
+def wait_until(predicate, timeout, processes, period=0.1):
+    """Wait for ``predicate()``; raise DemoError if a process dies or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        for process in processes:
+            if not process.running:
+                raise DemoError(f'{process.name} exited with code {process.process.returncode} '
+                                f'before the demo started:\n{process.log_tail()}')
+        time.sleep(period)
+    raise DemoError(f'the nodes did not connect within {timeout:g} s:\n' + '\n'.join(
+        f'  {p.name}:\n{p.log_tail(8)}' for p in processes))
+
+
+def read_records(path):
+    records = []
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                records.append(json.loads(line))
+    return records
+
+
+def count_dropped(detector_log, diagnostics):
+    """Return the detector's count of frames it dropped (newest-frame policy), or None.
+
+    Read from its diagnostics when the recorder saw them, else from its log.
+    """
+    for key, value in (diagnostics or {}).get('values', {}).items():
+        if 'drop' in key.lower():
+            try:
+                return int(float(value))
+            except ValueError:
+                pass
+    found = re.findall(r'(\d+)\s+(?:frames?\s+)?dropped|dropped[^0-9\n]*(\d+)', detector_log)
+    if found:
+        last = found[-1]
+        return int(last[0] or last[1])
+    return None
+
+
+def truth_agreement(records, truth_path, iou_threshold=0.3):
+    """Compare detections with the demo video's true faces (matched by stamp order).
+
+    The records are matched to video frames by camera stamp, assuming the camera published
+    every frame of the file at a steady rate; returns None when that cannot be done.
+    """
+    if truth_path is None or not records:
+        return None
+    meta = json.loads(Path(truth_path).read_text())
+    truth = meta['faces']
+    fps = meta['spec']['fps']
+    stamps = np.array([r['stamp']['sec'] + r['stamp']['nanosec'] * 1e-9 for r in records])
+    # The last frame of the file is always processed (nothing newer replaces it).
+    indices = np.round((stamps - stamps[-1]) * fps).astype(int) + len(truth) - 1
+    found = total = agree = 0
+    for record, index in zip(records, indices):
+        if not 0 <= index < len(truth):
+            continue
+        for face in truth[index]:
+            total += 1
+            best, best_iou = None, 0.0
+            for d in record['detections']:
+                ix = max(0.0, min(face['x'] + face['width'], d['x'] + d['width'])
+                         - max(face['x'], d['x']))
+                iy = max(0.0, min(face['y'] + face['height'], d['y'] + d['height'])
+                         - max(face['y'], d['y']))
+                inter = ix * iy
+                iou = inter / (face['width'] * face['height'] + d['width'] * d['height'] - inter)
+                if iou > best_iou:
+                    best, best_iou = d, iou
+            if best is not None and best_iou >= iou_threshold:
+                found += 1
+                agree += best['label'] == face['label']
+    return {'true_faces': total, 'found': found, 'label_agrees': agree}
+
+
+def format_table(summary, extra):
+    """Return the report table as text."""
+    latency = summary.get('latency_ms') or {}
+    labels = summary.get('labels') or {}
+
+    def ms(value):
+        return f'{value:.1f} ms' if value is not None else 'n/a'
+    rows = [
+        ('video frames', extra.get('video_frames', 'n/a')),
+        ('frames processed (detection arrays)', summary.get('frames', 0)),
+        ('frames dropped by the detector', extra.get('dropped', 'n/a')),
+        ('frames with a face', summary.get('frames_with_faces', 0)),
+        ('faces found', summary.get('faces', 0)),
+        ('  mask / no mask / unknown', ' / '.join(str(labels.get(n, 0)) for n in LABELS)),
+        ('latency mean / p95 (capture -> detections)',
+         f"{ms(latency.get('mean'))} / {ms(latency.get('p95'))}"),
+        ('detection rate', f"{summary['fps']:.1f} fps" if summary.get('fps') else 'n/a'),
+        ('annotated frames recorded', summary.get('annotated_frames', 0)),
+        ('visitor events', summary.get('events', 0)),
+    ]
+    agreement = extra.get('truth')
+    if agreement and agreement['true_faces']:
+        rows.append(('true faces found (IoU >= 0.3)',
+                     f"{agreement['found']} of {agreement['true_faces']}"))
+        if agreement['found']:
+            rows.append(('  of those, label = truth',
+                         f"{agreement['label_agrees']} "
+                         f"({100.0 * agreement['label_agrees'] / agreement['found']:.0f} %)"))
+    width = max(len(name) for name, _ in rows)
+    return '\n'.join(f'  {name:<{width}}  {value}' for name, value in rows)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        description='Run camera_node, detector_node and demo_recorder on a video or a camera '
+                    'and report what was detected.')
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument('--video', type=Path,
+                        help='video file to play once (default: the built-in demo video)')
+    source.add_argument('--camera', help='camera device to run live, e.g. /dev/video0')
+    parser.add_argument('--duration', type=float, default=None,
+                        help='built-in video: its length in seconds (default '
+                             f'{demo_video.VideoSpec.duration_s:g}); camera: stop after this '
+                             'many seconds (default: until Ctrl-C)')
+    parser.add_argument('--output-dir', type=Path, default=ROOT / 'demo_output')
+    parser.add_argument('--domain-id', type=int, default=None,
+                        help=f'ROS_DOMAIN_ID for the nodes (default: a random one in '
+                             f'{DEMO_DOMAINS.start}..{DEMO_DOMAINS.stop - 1})')
+    parser.add_argument('--detector-param', action='append', default=[], metavar='NAME=VALUE',
+                        help='extra detector_node parameter (repeatable), e.g. '
+                             'face_detector=haar')
+    parser.add_argument('--start-timeout', type=float, default=90.0,
+                        help='seconds to wait for the nodes to connect (model loading)')
+    parser.add_argument('--stop-timeout', type=float, default=10.0,
+                        help='seconds between SIGTERM and SIGKILL')
+    args = parser.parse_args(argv)
+    if args.duration is not None and args.duration <= 0:
+        parser.error('--duration must be > 0')
+    return args
+
+
+def _detector_params(pairs):
+    params = {}
+    for pair in pairs:
+        name, sep, value = pair.partition('=')
+        if not sep or not name:
+            raise DemoError(f'--detector-param {pair!r}: expected NAME=VALUE')
+        for convert in (int, float):
+            try:
+                value = convert(value)
+                break
+            except ValueError:
+                continue
+        if value in ('true', 'false'):
+            value = value == 'true'
+        params[name] = value
+    return params
+
+
+def prepare_source(args):
+    """Return (camera_node parameters, VideoInfo or None for a camera)."""
+    if args.camera:
+        if not os.path.exists(args.camera):
+            raise DemoError(
+                f'no camera at {args.camera}: plug one in (ls /dev/video*), pass another '
+                'device with CAMERA=/dev/videoN, or run `make demo` on a video instead')
+        return {'source': args.camera}, None
+    if args.video:
+        info = probe_video(args.video)
+        print(f'[demo] video {info.path}: {info.frame_count} frames, {info.width}x{info.height} '
+              f'at {info.fps:g} fps')
+    else:
+        spec = demo_video.VideoSpec(duration_s=args.duration or demo_video.VideoSpec.duration_s)
+        started = time.monotonic()
+        video = demo_video.demo_video(spec)
+        took = time.monotonic() - started
+        print(f'[demo] built-in demo video ({"built" if took > 0.5 else "cached"} in '
+              f'{took:.1f} s): {video.path}')
+        info = VideoInfo(video.path, video.frame_count, video.fps, video.width, video.height,
+                         video.truth_path)
+    return {'source': str(info.path.resolve()), 'loop': False}, info
+
+
+def run(args):
+    camera_params, video = prepare_source(args)
+    out = args.output_dir
+    log_dir = out / 'logs'
+    log_dir.mkdir(parents=True, exist_ok=True)
+    domain = args.domain_id if args.domain_id is not None else \
+        random.Random(os.getpid() ^ time.time_ns()).choice(DEMO_DOMAINS)
+    env = child_environment(domain)
+    fps = video.fps if video else 30.0
+    print(f'[demo] ROS_DOMAIN_ID={domain}, outputs in {out}, logs in {log_dir}')
+
+    detector = NodeProcess('detector_node', env, log_dir,
+                           params=_detector_params(args.detector_param),
+                           remaps={'image': 'image_raw'})
+    recorder = NodeProcess('demo_recorder', env, log_dir, params={
+        'output_dir': str(out.resolve()), 'video_fps': float(fps), 'idle_timeout': 3.0})
+    camera = NodeProcess('camera_node', env, log_dir, params=camera_params)
+    watcher = None
+    started = time.monotonic()
+    try:
+        detector.start()
+        recorder.start()
+        watcher = GraphWatcher(domain)
+        wait_until(watcher.ready, args.start_timeout, [detector, recorder])
+        print(f'[demo] detector and recorder connected after {time.monotonic() - started:.1f} '
+              's; starting the camera')
+        camera.start()
+        if video:
+            # Real time playback, plus slack for a loaded machine.
+            limit = video.frame_count / video.fps * 3 + 30
+            code = camera.wait(limit)
+            if code is None:
+                raise DemoError(f'camera_node still playing after {limit:.0f} s:\n'
+                                f'{camera.log_tail()}')
+            if code != 0:
+                raise DemoError(f'camera_node failed (exit code {code}):\n{camera.log_tail()}')
+        else:
+            print('[demo] live: press Ctrl-C to stop' + (
+                f' (stopping after {args.duration:g} s)' if args.duration else ''))
+            code = camera.wait(args.duration) if args.duration else camera.wait(None)
+            if code not in (None, 0):
+                raise DemoError(f'camera_node failed (exit code {code}):\n{camera.log_tail()}')
+        # The recorder ends by itself 3 s after the last message: the detector's last results.
+        if recorder.wait(30.0) is None:
+            print('[demo] recorder still busy 30 s after the camera ended: stopping it',
+                  file=sys.stderr)
+    except KeyboardInterrupt:
+        print('\n[demo] interrupted: stopping the nodes')
+    finally:
+        if watcher is not None:
+            watcher.close()
+        # Camera first (no new frames), then the recorder (writes its files), then the detector.
+        codes = {p.name: p.stop(args.stop_timeout) for p in (camera, recorder, detector)}
+    wall = time.monotonic() - started
+    return report(out, video, detector, codes, wall)
+
+
+def report(out, video, detector, codes, wall):
+    summary_path = out / 'summary.json'
+    if not summary_path.is_file():
+        raise DemoError(f'demo_recorder wrote no {summary_path} (exit codes {codes}):\n'
+                        f'{detector.log_tail()}')
+    summary = json.loads(summary_path.read_text())
+    records = read_records(out / 'detections.jsonl')
+    dropped = count_dropped(detector.log(), summary.get('detector_diagnostics'))
+    extra = {'video_frames': video.frame_count if video else 'live',
+             'dropped': dropped if dropped is not None else 'n/a'}
+    if video is not None and video.truth_path is not None:
+        extra['truth'] = truth_agreement(records, video.truth_path)
+    summary['run'] = {'video': str(video.path) if video else None,
+                      'video_frames': video.frame_count if video else None,
+                      'detector_dropped': dropped, 'exit_codes': codes,
+                      'wall_s': round(wall, 2), 'truth': extra.get('truth')}
+    summary_path.write_text(json.dumps(summary, indent=2) + '\n')
+    print('\n[demo] results (a smoke demo: accuracy numbers are in the model card / benchmarks)')
+    print(format_table(summary, extra))
+    print(f'\n[demo] wrote {out}/detections.jsonl, annotated.mp4, summary.png, summary.json '
+          f'({wall:.1f} s of nodes running)')
+    if summary.get('frames', 0) == 0:
+        print('[demo] FAILED: no detections were received. detector_node log:\n'
+              + detector.log_tail(), file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except DemoError as error:
+        print(f'[demo] ERROR: {error}', file=sys.stderr)
+        return 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
