@@ -1,0 +1,491 @@
+"""Benchmarks of mask_detection: scripts that print numbers (never timed tests).
+
+    scripts/in_env.sh python -m training.benchmark pipeline [--images DIR] [--size 640x480]
+    scripts/in_env.sh python -m training.benchmark ros [--rates 30 60] [--duration 20]
+    scripts/in_env.sh python -m training.benchmark soak [--duration 600]
+
+``pipeline`` times, in one process and one run, (a) the naive original design (Haar on the
+full-resolution grey frame with the tutorial settings 1.1 / 5 / 30x30, one classifier forward per
+face, drawing every frame), (b) the project's default configuration and (c) each face detector,
+with one thread and with all threads, over real frames (the detection dev set resized to the
+frame size, else scikit-image's photos).  Configurations run in interleaved rounds so that load
+from other processes hits them alike.  ``ros`` and ``soak`` start real node processes (see
+``training/graph_benchmark.py``).
+"""
+import argparse
+import array
+from dataclasses import dataclass, field
+import json
+import os
+from pathlib import Path
+import statistics
+import sys
+import tempfile
+import time
+import types
+
+import cv2
+import numpy as np
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT / 'mask_detection') not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT / 'mask_detection'))
+
+from mask_detection import classifier as classifier_module  # noqa: E402
+from mask_detection.faces import create_face_detector  # noqa: E402
+
+DEFAULT_DATA = REPO_ROOT.parent / 'shared' / 'data' / 'facemask-detection-dev'
+IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp')
+STAGES = ('convert', 'detect', 'classify', 'draw')
+# The original tutorial's Haar settings (the naive baseline).
+NAIVE_HAAR = {'scaleFactor': 1.1, 'minNeighbors': 5, 'minSize': (30, 30)}
+COLOURS = {0: (0, 200, 0), 1: (0, 0, 255), 2: (0, 220, 220)}
+
+
+def parse_size(text):
+    """Return (width, height) from 'WxH'."""
+    try:
+        width, height = (int(v) for v in text.lower().split('x'))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'size must look like 640x480, got {text!r}') from None
+    if width < 32 or height < 32:
+        raise argparse.ArgumentTypeError(f'size must be at least 32x32, got {text!r}')
+    return width, height
+
+
+# ---------------------------------------------------------------------------------------------
+# Frames
+
+def load_frames(images=None, size=(640, 480), count=40):
+    """Return (list of BGR frames of ``size``, description of their source).
+
+    Frames are the first ``count`` images of ``images`` (a folder, or its ``images/`` folder),
+    by default the detection dev set, resized to ``size``; when no such folder exists, the
+    photos bundled with scikit-image (astronaut, and flipped / shifted copies of it).
+    """
+    width, height = size
+    folder = Path(images) if images else DEFAULT_DATA
+    if (folder / 'images').is_dir():
+        folder = folder / 'images'
+    if images and not folder.is_dir():
+        raise FileNotFoundError(f'image folder {folder} does not exist')
+    frames = []
+    if folder.is_dir():
+        paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        for path in paths[:count]:
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is None:
+                raise ValueError(f'cannot read image {path}')
+            frames.append(_resize(image, size))
+        if frames:
+            return frames, f'{len(frames)} images of {folder}, resized to {width}x{height}'
+        if images:
+            raise ValueError(f'no images ({", ".join(IMAGE_SUFFIXES)}) in {folder}')
+    return _builtin_frames(size, count), (
+        f'scikit-image astronaut photo variants at {width}x{height} ({folder} not found)')
+
+
+def _resize(image, size):
+    interpolation = cv2.INTER_AREA if image.shape[1] > size[0] else cv2.INTER_LINEAR
+    return cv2.resize(image, size, interpolation=interpolation)
+
+
+def _builtin_frames(size, count):
+    import skimage.data
+    base = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
+    variants = []
+    for i in range(max(1, min(count, 8))):
+        image = base[:, ::-1] if i % 2 else base
+        shift = (i // 2) * 40
+        image = np.roll(image, shift, axis=1)
+        variants.append(_resize(np.ascontiguousarray(image), size))
+    return variants
+
+
+def frame_message(frame):
+    """Return a sensor_msgs/Image (or an object with its fields) holding ``frame`` as bgr8.
+
+    The data is an ``array.array('B')``, what rclpy hands a subscriber callback.
+    """
+    data = array.array('B')
+    data.frombytes(np.ascontiguousarray(frame).tobytes())
+    fields = {'height': frame.shape[0], 'width': frame.shape[1], 'encoding': 'bgr8',
+              'is_bigendian': 0, 'step': frame.shape[1] * 3}
+    try:
+        from sensor_msgs.msg import Image
+    except ImportError:
+        return types.SimpleNamespace(data=data, header=None, **fields)
+    msg = Image(**fields)
+    msg.data = data
+    return msg
+
+
+# ---------------------------------------------------------------------------------------------
+# The systems under test: each has name, process_message(msg) -> (faces, {stage: ms})
+
+def _ms(start_ns):
+    return (time.perf_counter_ns() - start_ns) * 1e-6
+
+
+def resolve_model_path(model_path=None):
+    """Return (model file path, note): the given or shipped model, else untrained weights.
+
+    Timing does not depend on the weights; without a trained model file the benchmark saves a
+    freshly initialised MaskNet to a temporary file and says so.
+    """
+    if model_path:
+        return Path(model_path), ''
+    shipped = classifier_module.default_model_path()
+    if shipped.is_file():
+        return shipped, ''
+    path = Path(tempfile.mkdtemp(prefix='mask_benchmark_')) / 'untrained.pt'
+    torch.manual_seed(0)
+    classifier_module.save_model_file(path, classifier_module.MaskNet().eval(),
+                                      {'note': 'untrained, benchmark timing only'})
+    return path, (f'no trained model at {shipped}: timing with an untrained MaskNet of the same '
+                  'architecture (same cost; labels meaningless)')
+
+
+class NaiveSystem:
+    """The original design, as the tutorial wrote it.
+
+    Copy the image, Haar 1.1 / 5 / 30x30 on the full-resolution grey frame, one classifier
+    forward per face, draw every frame.
+    """
+
+    name = '(a) naive'
+
+    def __init__(self, model_path):
+        path = Path(cv2.data.haarcascades) / 'haarcascade_frontalface_default.xml'
+        self.cascade = cv2.CascadeClassifier(str(path))
+        if self.cascade.empty():
+            raise RuntimeError(f'cannot load {path}')
+        self.model, metadata = classifier_module.load_model_file(model_path)
+        self.preprocessing = classifier_module.preprocessing_settings(metadata)
+
+    def process_message(self, msg):
+        times = {}
+        start = time.perf_counter_ns()
+        # cv_bridge-style conversion: a new array that owns a copy of the data.
+        frame = np.array(msg.data, dtype=np.uint8).reshape(msg.height, msg.width, 3)
+        times['convert'] = _ms(start)
+
+        start = time.perf_counter_ns()
+        grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        rects = self.cascade.detectMultiScale(grey, **NAIVE_HAAR)
+        times['detect'] = _ms(start)
+
+        start = time.perf_counter_ns()
+        results = []
+        for (x, y, w, h) in rects:
+            face = classifier_module.preprocess_face(frame, (x, y, w, h), **self.preprocessing)
+            with torch.no_grad():
+                probabilities = torch.softmax(self.model(torch.from_numpy(face[None])), dim=1)
+            results.append(((int(x), int(y), int(w), int(h)), probabilities[0].numpy()))
+        times['classify'] = _ms(start)
+
+        start = time.perf_counter_ns()
+        annotated = frame.copy()
+        for (x, y, w, h), probabilities in results:
+            label = int(np.argmax(probabilities))
+            colour = COLOURS[label]
+            cv2.rectangle(annotated, (x, y), (x + w, y + h), colour, 2)
+            cv2.putText(annotated, f'{("mask", "no mask")[label]} {probabilities.max():.2f}',
+                        (x, max(0, y - 8)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 2)
+        times['draw'] = _ms(start)
+        return len(results), times
+
+
+def _image_reader():
+    """Return the project's msg -> ndarray conversion (image_codec), or a zero-copy stand-in."""
+    try:
+        from mask_detection.image_codec import image_msg_to_array
+        return image_msg_to_array, 'image_codec.image_msg_to_array'
+    except ImportError:
+        def read(msg):
+            return np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.width, 3)
+        return read, 'np.frombuffer view (image_codec.py not available)'
+
+
+def _drawer():
+    try:
+        from mask_detection.drawing import draw_detections
+        return draw_detections
+    except ImportError:
+        return None
+
+
+class PipelineSystem:
+    """The project's pipeline (MaskDetectionPipeline) behind the project's image conversion."""
+
+    def __init__(self, name, config, annotate=False):
+        from mask_detection.pipeline import MaskDetectionPipeline
+        self.name = name
+        self.config = config
+        self.pipeline = MaskDetectionPipeline(config)
+        self.read_image, self.reader_name = _image_reader()
+        self.draw = _drawer() if annotate else None
+        self.annotate = annotate
+
+    def process_message(self, msg):
+        times = {}
+        start = time.perf_counter_ns()
+        frame = self.read_image(msg)
+        times['convert'] = _ms(start)
+        start = time.perf_counter_ns()
+        result = self.pipeline.process(frame)
+        total = _ms(start)
+        stage_times = split_pipeline_timings(result.timings, total)
+        times.update(stage_times)
+        if self.draw is not None:
+            start = time.perf_counter_ns()
+            self.draw(frame.copy(), result.detections)
+            times['draw'] = _ms(start)
+        return len(result.detections), times
+
+
+def split_pipeline_timings(timings, total_ms):
+    """Map a PipelineResult's timings onto detect / classify / other (ms).
+
+    Keys containing 'detect' count as detect; 'classif', 'preprocess' or 'crop' as classify;
+    the rest of the measured total (tracking, bookkeeping) as 'other'.
+    """
+    detect = sum(v for k, v in timings.items() if 'detect' in k and 'total' not in k)
+    classify = sum(v for k, v in timings.items()
+                   if any(s in k for s in ('classif', 'preprocess', 'crop')) and 'total' not in k)
+    return {'detect': detect, 'classify': classify,
+            'other': max(0.0, total_ms - detect - classify)}
+
+
+class ComponentSystem:
+    """A face detector + the batched MaskClassifier, used when pipeline.py is not available."""
+
+    def __init__(self, name, detector_name, model_path, **settings):
+        self.name = name
+        self.detector = create_face_detector(detector_name, **settings)
+        self.classifier = classifier_module.MaskClassifier(model_path)
+        self.read_image, self.reader_name = _image_reader()
+
+    def process_message(self, msg):
+        times = {}
+        start = time.perf_counter_ns()
+        frame = self.read_image(msg)
+        times['convert'] = _ms(start)
+        start = time.perf_counter_ns()
+        boxes = self.detector.detect(frame)
+        times['detect'] = _ms(start)
+        start = time.perf_counter_ns()
+        self.classifier.predict(frame, boxes)
+        times['classify'] = _ms(start)
+        return len(boxes), times
+
+
+def build_systems(model_path, detectors=('haar', 'centerface'), annotate_row=True):
+    """Return (systems, notes): naive, default, default + annotation, one per face detector."""
+    notes = []
+    systems = [NaiveSystem(model_path)]
+    try:
+        from mask_detection.pipeline import PipelineConfig
+    except ImportError as error:
+        notes.append(f'pipeline.py not available ({error}): (b)/(c) are face detector + '
+                     'batched MaskClassifier composed here')
+        systems.append(ComponentSystem('(b) default', 'auto', model_path))
+        for name in detectors:
+            systems.append(ComponentSystem(f'(c) {name}', name, model_path))
+        return systems, notes
+    default = PipelineConfig()
+    if str(getattr(default, 'model_path', '') or '') == '' and model_path:
+        default = _with_model(default, model_path)
+    systems.append(PipelineSystem('(b) default', default))
+    if annotate_row:
+        systems.append(PipelineSystem('(b) default+draw', default, annotate=True))
+    for name in detectors:
+        config = _with_model(PipelineConfig(face_detector=name), model_path)
+        systems.append(PipelineSystem(f'(c) {name}', config))
+    return systems, notes
+
+
+def _with_model(config, model_path):
+    shipped = classifier_module.default_model_path()
+    if Path(model_path) != shipped and hasattr(config, 'model_path'):
+        import dataclasses
+        return dataclasses.replace(config, model_path=str(model_path))
+    return config
+
+
+# ---------------------------------------------------------------------------------------------
+# Measurement
+
+@dataclass
+class Measurement:
+    """Per-frame timings of one system under one thread setting."""
+
+    name: str
+    frame_ms: list = field(default_factory=list)
+    stage_ms: dict = field(default_factory=dict)
+    faces: int = 0
+
+    def add(self, faces, times, total_ms):
+        self.frame_ms.append(total_ms)
+        self.faces += faces
+        for stage, value in times.items():
+            self.stage_ms.setdefault(stage, []).append(value)
+
+    def summary(self):
+        frames = len(self.frame_ms)
+        total = sum(self.frame_ms)
+        row = {'frames': frames, 'fps': 1000.0 * frames / total if total else 0.0,
+               'mean_ms': total / frames if frames else 0.0,
+               'median_ms': statistics.median(self.frame_ms) if frames else 0.0,
+               'faces_per_frame': self.faces / frames if frames else 0.0}
+        for stage in STAGES + ('other',):
+            values = self.stage_ms.get(stage, [])
+            row[f'{stage}_ms'] = sum(values) / frames if frames else 0.0
+        return row
+
+
+def set_threads(count):
+    """Set OpenCV's and torch's intra-op thread counts (count = 0: all cores)."""
+    count = count or os.cpu_count() or 1
+    cv2.setNumThreads(count)
+    torch.set_num_threads(count)
+    return count
+
+
+def measure(systems, messages, rounds, warmup=3):
+    """Run every system over every message, ``rounds`` times, interleaved; return Measurements."""
+    for system in systems:
+        for msg in messages[:warmup]:
+            system.process_message(msg)
+    results = {system.name: Measurement(system.name) for system in systems}
+    for _ in range(rounds):
+        for system in systems:
+            measurement = results[system.name]
+            for msg in messages:
+                start = time.perf_counter_ns()
+                faces, times = system.process_message(msg)
+                measurement.add(faces, times, _ms(start))
+    return results
+
+
+def load_average():
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return []
+
+
+def run_pipeline_benchmark(frames, rounds=3, threads=(1, 0), model_path=None,
+                           detectors=('haar', 'centerface'), annotate_row=True, out=print):
+    """Measure all systems with each thread setting; print tables; return the report dict."""
+    model_path, model_note = resolve_model_path(model_path)
+    messages = [frame_message(frame) for frame in frames]
+    systems, notes = build_systems(model_path, detectors, annotate_row)
+    if model_note:
+        notes.append(model_note)
+    reader = next((s.reader_name for s in systems if hasattr(s, 'reader_name')), '')
+    report = {'size': f'{frames[0].shape[1]}x{frames[0].shape[0]}', 'frames': len(frames),
+              'rounds': rounds, 'cpu_count': os.cpu_count(), 'model_path': str(model_path),
+              'image_reader': reader, 'notes': notes, 'load_average_before': load_average(),
+              'results': {}}
+    for note in notes:
+        out(f'note: {note}')
+    for count in threads:
+        used = set_threads(count)
+        label = 'all' if count == 0 else str(count)
+        measurements = measure(systems, messages, rounds)
+        rows = {name: m.summary() for name, m in measurements.items()}
+        naive_fps = rows[systems[0].name]['fps']
+        for row in rows.values():
+            row['ratio'] = row['fps'] / naive_fps if naive_fps else 0.0
+        report['results'][label] = {'threads': used, 'systems': rows}
+        out(format_table(rows, f'threads: {label} ({used})'))
+    report['load_average_after'] = load_average()
+    all_rows = report['results'].get('all', next(iter(report['results'].values())))['systems']
+    report['naive_fps'] = all_rows['(a) naive']['fps']
+    report['default_fps'] = all_rows['(b) default']['fps']
+    report['ratio'] = all_rows['(b) default']['ratio']
+    one = report['results'].get('1')
+    if one:
+        report['naive_fps_1thread'] = one['systems']['(a) naive']['fps']
+        report['default_fps_1thread'] = one['systems']['(b) default']['fps']
+        report['ratio_1thread'] = one['systems']['(b) default']['ratio']
+    out(f'load average before {report["load_average_before"]}, '
+        f'after {report["load_average_after"]} ({os.cpu_count()} cores)')
+    return report
+
+
+def format_table(rows, title):
+    """Return the side-by-side table of one thread setting."""
+    header = (f'{"config":<20} {"fps":>7} {"x naive":>7} {"ms/frame":>8} {"convert":>7} '
+              f'{"detect":>7} {"classify":>8} {"draw":>6} {"other":>6} {"faces":>6}')
+    lines = [f'== {title}', header]
+    for name, row in rows.items():
+        lines.append(
+            f'{name:<20} {row["fps"]:7.1f} {row["ratio"]:7.2f} {row["mean_ms"]:8.2f} '
+            f'{row["convert_ms"]:7.2f} {row["detect_ms"]:7.2f} {row["classify_ms"]:8.2f} '
+            f'{row["draw_ms"]:6.2f} {row["other_ms"]:6.2f} {row["faces_per_frame"]:6.2f}')
+    lines.append('(ms are means per frame; faces = faces classified per frame; '
+                 'x naive = fps / naive fps in this run)')
+    return '\n'.join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+def pipeline_main(args):
+    frames, source = load_frames(args.images, args.size, args.frames)
+    print(f'frames: {source}; {args.rounds} interleaved rounds per thread setting')
+    threads = [1, 0] if args.threads == 'both' else [int(args.threads)]
+    report = run_pipeline_benchmark(frames, args.rounds, threads, args.model,
+                                    tuple(args.detectors), not args.no_draw_row)
+    report['frames_source'] = source
+    print(f'default {report["default_fps"]:.1f} fps, naive {report["naive_fps"]:.1f} fps, '
+          f'ratio {report["ratio"]:.2f} (all threads)')
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2, sort_keys=True) + '\n')
+        print(f'wrote {args.json}')
+    return 0
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog='python -m training.benchmark', description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest='command', required=True)
+
+    pipe = commands.add_parser('pipeline', help='frames/s and per-stage ms, naive vs project')
+    pipe.add_argument('--images', help='folder of images (default: the detection dev set)')
+    pipe.add_argument('--size', type=parse_size, default=(640, 480), help='frame size WxH')
+    pipe.add_argument('--frames', type=int, default=40, help='number of distinct frames')
+    pipe.add_argument('--rounds', type=int, default=3, help='interleaved passes over the frames')
+    pipe.add_argument('--threads', default='both', help="'both' (1 and all), '1' or '0' (all)")
+    pipe.add_argument('--detectors', nargs='+', default=['haar', 'centerface'])
+    pipe.add_argument('--model', help='classifier model file (default: the shipped one)')
+    pipe.add_argument('--no-draw-row', action='store_true',
+                      help='skip the default+draw row')
+    pipe.add_argument('--json', help='write the results to this JSON file')
+    pipe.set_defaults(func=pipeline_main)
+
+    try:
+        from training import graph_benchmark
+    except ImportError as error:  # ROS not importable: only the pipeline benchmark runs
+        graph_benchmark = None
+        graph_error = error
+    for name in ('ros', 'soak', 'publish'):
+        if graph_benchmark is not None:
+            graph_benchmark.add_parser(commands, name)
+        else:
+            sub = commands.add_parser(name, help=f'(unavailable: {graph_error})')
+            sub.set_defaults(func=lambda _args: sys.exit(f'ROS is not importable: {graph_error}'))
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
