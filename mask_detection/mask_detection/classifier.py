@@ -131,8 +131,10 @@ def crop_square(bgr, box, margin=DEFAULT_MARGIN):
     """
     x, y, w, h = _box_xywh(box)
     side = max(w, h) * (1.0 + 2.0 * margin)
-    left = int(round(x + w / 2.0 - side / 2.0))
-    top = int(round(y + h / 2.0 - side / 2.0))
+    # floor(v + 0.5), not round(): round-half-even would make the crop depend on where the
+    # image was cut (training crops regions first), breaking training/inference parity.
+    left = math.floor(x + w / 2.0 - side / 2.0 + 0.5)
+    top = math.floor(y + h / 2.0 - side / 2.0 + 0.5)
     size = max(1, int(round(side)))
     rows, cols = bgr.shape[:2]
     x0, y0 = max(left, 0), max(top, 0)

@@ -61,7 +61,7 @@ def test_preprocess_face_matches_hand_computation(astronaut_bgr):
     tensor = classifier.preprocess_face(astronaut_bgr, FACE, 48, margin=0.1)
     assert tensor.shape == (3, 48, 48) and tensor.dtype == np.float32
     side = max(w, h) * 1.2
-    left, top = round(x + w / 2 - side / 2), round(y + h / 2 - side / 2)
+    left, top = int(x + w / 2 - side / 2 + 0.5), int(y + h / 2 - side / 2 + 0.5)
     crop = astronaut_bgr[top:top + round(side), left:left + round(side)]
     rgb = cv2.resize(crop, (48, 48), interpolation=cv2.INTER_AREA)[:, :, ::-1]
     expected = ((rgb.astype(np.float32) / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)
