@@ -49,9 +49,9 @@ def console_script(name):
 def child_environment(domain_id):
     """Return the environment for the node processes: this one plus their DDS domain."""
     env = dict(os.environ)
-    # ROS from PyPI wheels: the child's bootstrapper must set its own library path.
+    # ROS from PyPI wheels: let the child's bootstrapper set up its library path again.  Keep
+    # LD_LIBRARY_PATH: it holds install/mask_detection_msgs/lib (the message type support).
     env.pop('_ROS_WHEELS_BOOTSTRAP_COMPLETE', None)
-    env.pop('LD_LIBRARY_PATH', None)
     env.update({'ROS_DOMAIN_ID': str(domain_id), 'PYTHONUNBUFFERED': '1',
                 'RCUTILS_LOGGING_BUFFERED_STREAM': '0', 'RCUTILS_COLORIZED_OUTPUT': '0'})
     env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')

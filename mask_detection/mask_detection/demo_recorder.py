@@ -199,6 +199,7 @@ class DemoRecorder(Node):
         self.sheet = ContactSheet(int(self.get_parameter('sheet_tiles').value))
         self.video = None
         self.video_size = None
+        self.first_image_stamp = None
         self.detector_diagnostics = {}
         self.last_message = None
         self.finished = False
@@ -262,7 +263,9 @@ class DemoRecorder(Node):
             self.video.write(np.ascontiguousarray(bgr))
         self.stats.annotated_frames += 1
         stamp = stamp_seconds(msg.header.stamp)
-        self.sheet.add(bgr, f'#{self.sheet.seen}  t={stamp % 1000:.2f}s')
+        if self.first_image_stamp is None:
+            self.first_image_stamp = stamp
+        self.sheet.add(bgr, f'#{self.sheet.seen}  +{stamp - self.first_image_stamp:.2f} s')
 
     def _on_diagnostics(self, msg):
         for status in msg.status:
@@ -300,7 +303,9 @@ class DemoRecorder(Node):
         summary = self.summary()
         (self.output_dir / 'summary.json').write_text(json.dumps(summary, indent=2) + '\n')
         latency = summary['latency_ms']
-        self.get_logger().info(
+        # After SIGTERM the context is gone and the logger cannot reach /rosout.
+        log = self.get_logger().info if self.context.ok() else print
+        log(
             f"recorded {summary['frames']} detection arrays ({summary['faces']} faces), "
             f"{summary['annotated_frames']} annotated frames; latency mean "
             f"{latency['mean']} ms, p95 {latency['p95']} ms")
