@@ -17,7 +17,6 @@ import json
 import os
 from pathlib import Path
 import random
-import re
 import signal
 import subprocess
 import sys
@@ -201,22 +200,21 @@ def read_records(path):
     return records
 
 
-def count_dropped(detector_log, diagnostics):
-    """Return the detector's count of frames it dropped (newest-frame policy), or None.
+def detector_counts(diagnostics):
+    """Return the detector's own frame counters from its last diagnostics, or {}.
 
-    Read from its diagnostics when the recorder saw them, else from its log.
+    ``dropped``: frames replaced by a newer one before it got to them (it processes the newest
+    frame only); ``bad``: frames it rejected; ``received``: when it reports it.
     """
-    for key, value in (diagnostics or {}).get('values', {}).items():
-        if 'drop' in key.lower():
-            try:
-                return int(float(value))
-            except ValueError:
-                pass
-    found = re.findall(r'(\d+)\s+(?:frames?\s+)?dropped|dropped[^0-9\n]*(\d+)', detector_log)
-    if found:
-        last = found[-1]
-        return int(last[0] or last[1])
-    return None
+    values = (diagnostics or {}).get('values', {})
+    counts = {}
+    for name, key in (('dropped', 'dropped_frames_total'), ('bad', 'bad_frames_total'),
+                      ('received', 'received_frames_total')):
+        try:
+            counts[name] = int(float(values[key]))
+        except (KeyError, ValueError):
+            pass
+    return counts
 
 
 def truth_agreement(records, truth_path, iou_threshold=0.3):
@@ -265,7 +263,8 @@ def format_table(summary, extra):
     rows = [
         ('video frames', extra.get('video_frames', 'n/a')),
         ('frames processed (detection arrays)', summary.get('frames', 0)),
-        ('frames dropped by the detector', extra.get('dropped', 'n/a')),
+        ('frames dropped by the detector (busy)', extra.get('dropped', 'n/a')),
+        ('frames the detector never received', extra.get('unseen', 'n/a')),
         ('frames with a face', summary.get('frames_with_faces', 0)),
         ('faces found', summary.get('faces', 0)),
         ('  mask / no mask / unknown', ' / '.join(str(labels.get(n, 0)) for n in LABELS)),
@@ -422,14 +421,20 @@ def report(out, video, detector, codes, wall):
                         f'{detector.log_tail()}')
     summary = json.loads(summary_path.read_text())
     records = read_records(out / 'detections.jsonl')
-    dropped = count_dropped(detector.log(), summary.get('detector_diagnostics'))
+    counts = detector_counts(summary.get('detector_diagnostics'))
+    dropped = counts.get('dropped')
     extra = {'video_frames': video.frame_count if video else 'live',
              'dropped': dropped if dropped is not None else 'n/a'}
+    if video is not None and dropped is not None:
+        # Frames the detector never saw: sent before DDS matched the two, or lost in transport.
+        extra['unseen'] = video.frame_count - len(records) - dropped - counts.get('bad', 0)
     if video is not None and video.truth_path is not None:
         extra['truth'] = truth_agreement(records, video.truth_path)
     summary['run'] = {'video': str(video.path) if video else None,
                       'video_frames': video.frame_count if video else None,
-                      'detector_dropped': dropped, 'exit_codes': codes,
+                      'detector_dropped': dropped, 'detector_bad': counts.get('bad'),
+                      'detector_received': counts.get('received'),
+                      'unseen_by_detector': extra.get('unseen'), 'exit_codes': codes,
                       'wall_s': round(wall, 2), 'truth': extra.get('truth')}
     summary_path.write_text(json.dumps(summary, indent=2) + '\n')
     print('\n[demo] results (a smoke demo: accuracy numbers are in the model card / benchmarks)')
