@@ -59,10 +59,9 @@ def _yaml_scalar(value):
 def node_environment(domain_id, extra=None):
     """Return the environment for a node process in DDS domain ``domain_id``."""
     env = dict(os.environ)
-    if env.get('_ROS_WHEELS_BOOTSTRAP_COMPLETE'):
-        # ROS from PyPI wheels: let the child's bootstrapper set its own library path.
-        env.pop('_ROS_WHEELS_BOOTSTRAP_COMPLETE')
-        env.pop('LD_LIBRARY_PATH', None)
+    # ROS from PyPI wheels: let the child's bootstrapper set up its library path again.  Keep
+    # LD_LIBRARY_PATH: it holds install/mask_detection_msgs/lib (the message type support).
+    env.pop('_ROS_WHEELS_BOOTSTRAP_COMPLETE', None)
     env.update({
         'ROS_DOMAIN_ID': str(domain_id),
         'ROS_AUTOMATIC_DISCOVERY_RANGE': env.get('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST'),
