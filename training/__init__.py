@@ -1,0 +1,1 @@
+"""Training, evaluation and benchmark tools (run from the checkout: python -m training.X)."""

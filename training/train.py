@@ -1,0 +1,306 @@
+"""Train the mask classifier on ImageFolder and VOC folders; write the model file and a report.
+
+    scripts/in_env.sh python -m training.train --data ../shared/data/facemask-classification \
+        --data ../shared/data/facemask-detection-dev --out mask_detection/models/mask_classifier.pt
+
+Writes the model file (see mask_detection.classifier), and in --report-dir (default
+training/runs/<model name>/): metrics.json, split.json, curves.png, confusion.png.
+"""
+import argparse
+import copy
+from dataclasses import asdict
+import json
+from pathlib import Path
+import sys
+import time
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+
+from mask_detection import classifier
+from mask_detection.classifier import MASK, MaskNet, preprocess_face
+from training import data as data_lib
+from training.metrics import classification_metrics, plot_confusion, plot_curves
+
+SIZE_BUCKETS = (('<24', 0, 24), ('24-48', 24, 48), ('>=48', 48, float('inf')))
+
+
+class AugmentedFaces(Dataset):
+    """Training faces: cached context regions, augmented, then THE preprocess_face."""
+
+    def __init__(self, regions, preprocessing, augment, seed=0):
+        self.regions = regions
+        self.preprocessing = preprocessing
+        self.augment = augment
+        self.seed = seed
+        self._rng = None
+
+    def __len__(self):
+        return len(self.regions)
+
+    def _generator(self):
+        if self._rng is None:
+            info = torch.utils.data.get_worker_info()
+            worker = info.id if info is not None else 0
+            self._rng = np.random.default_rng([self.seed, worker, torch.initial_seed() % 2**31])
+        return self._rng
+
+    def __getitem__(self, index):
+        region = self.regions[index]
+        if self.augment is None:
+            image, box = region.image, region.box
+        else:
+            image, box = data_lib.augment_region(region, self._generator(), self.augment)
+        return torch.from_numpy(preprocess_face(image, box, **self.preprocessing)), region.label
+
+
+def _evaluate(model, inputs, labels, batch_size=512):
+    model.eval()
+    logits = []
+    with torch.inference_mode():
+        for start in range(0, len(inputs), batch_size):
+            logits.append(model(torch.from_numpy(inputs[start:start + batch_size])))
+    logits = torch.cat(logits) if logits else torch.zeros((0, 2))
+    loss = nn.functional.cross_entropy(logits, torch.from_numpy(labels)).item() if len(
+        labels) else float('nan')
+    probabilities = torch.softmax(logits, 1).numpy()
+    return loss, probabilities
+
+
+def _subset_metrics(samples, labels, predictions):
+    """Accuracy per sample kind and, for VOC boxes, per face-size bucket."""
+    result = {}
+    kinds = sorted({s.kind for s in samples})
+    for kind in kinds:
+        index = [i for i, s in enumerate(samples) if s.kind == kind]
+        result[f'kind={kind}'] = classification_metrics(labels[index], predictions[index])
+    for name, low, high in SIZE_BUCKETS:
+        index = [i for i, s in enumerate(samples)
+                 if s.kind == 'voc' and low <= min(s.box[2], s.box[3]) < high]
+        if index:
+            result[f'voc_box_short_side {name}'] = classification_metrics(labels[index],
+                                                                          predictions[index])
+    for source in sorted({s.source for s in samples}):
+        index = [i for i, s in enumerate(samples) if s.source == source]
+        result[f'source={source}'] = classification_metrics(labels[index], predictions[index])
+    return result
+
+
+def measure_ms_per_face(model, input_size, batch=8, repeats=30):
+    """Median ms per face of a batched CPU forward pass (noisy on a shared machine)."""
+    model = copy.deepcopy(model).cpu().eval()
+    inputs = torch.randn(batch, 3, input_size, input_size)
+    times = []
+    with torch.inference_mode():
+        model(inputs)
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model(inputs)
+            times.append((time.perf_counter() - start) * 1000.0 / batch)
+    return float(np.median(times))
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--data', action='append', required=True, metavar='DIR',
+                        help='ImageFolder (with_mask/, without_mask/) or VOC folder; repeatable')
+    parser.add_argument('--out', required=True, metavar='FILE', help='model file to write')
+    parser.add_argument('--report-dir', metavar='DIR',
+                        help='where metrics.json and the PNGs go (default training/runs/<name>)')
+    parser.add_argument('--input-size', type=int, default=classifier.DEFAULT_INPUT_SIZE)
+    parser.add_argument('--channels',
+                        default=','.join(map(str, classifier.DEFAULT_CONV_CHANNELS)),
+                        help='conv block widths, comma separated (default %(default)s)')
+    parser.add_argument('--margin', type=float, default=classifier.DEFAULT_MARGIN)
+    parser.add_argument('--epochs', type=int, default=40)
+    parser.add_argument('--patience', type=int, default=6,
+                        help='stop after this many epochs without a better validation loss')
+    parser.add_argument('--batch-size', type=int, default=128)
+    parser.add_argument('--lr', type=float, default=2e-3)
+    parser.add_argument('--weight-decay', type=float, default=1e-4)
+    parser.add_argument('--label-smoothing', type=float, default=0.05)
+    parser.add_argument('--val-fraction', type=float, default=0.2)
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--incorrect-as', choices=data_lib.INCORRECT_CHOICES, default='no_mask',
+                        help='label of VOC mask_weared_incorrect boxes (default %(default)s)')
+    parser.add_argument('--face-detector', default='centerface',
+                        help='detector boxing ImageFolder faces (default %(default)s)')
+    parser.add_argument('--detector-scale', type=float, default=1.0,
+                        help='processing scale of that detector (default %(default)s)')
+    parser.add_argument('--no-detect', action='store_true',
+                        help='use whole ImageFolder images instead of detected faces')
+    parser.add_argument('--cache-dir', default=str(data_lib.DEFAULT_CACHE_DIR),
+                        help='face detector results cache (default %(default)s)')
+    parser.add_argument('--threads', type=int, default=0, help='torch threads (0 = default)')
+    parser.add_argument('--workers', type=int, default=1, help='augmentation worker processes')
+    parser.add_argument('--max-per-folder', type=int, default=0,
+                        help='use at most this many samples per folder (quick runs; 0 = all)')
+    parser.add_argument('--no-augment', action='store_true', help='disable augmentation')
+    parser.add_argument('--no-progress', action='store_true')
+    return parser.parse_args(argv)
+
+
+def _limit_per_folder(samples, limit, seed):
+    if not limit:
+        return samples
+    rng = np.random.default_rng(seed)
+    kept = []
+    for source in sorted({s.source for s in samples}):
+        groups = sorted({s.group for s in samples if s.source == source})
+        rng.shuffle(groups)
+        chosen, count = set(), 0
+        for group in groups:
+            if count >= limit:
+                break
+            chosen.add(group)
+            count += sum(1 for s in samples if s.group == group)
+        kept += [s for s in samples if s.source == source and s.group in chosen]
+    return kept
+
+
+def _class_counts(samples):
+    labels = [s.label for s in samples]
+    return {'mask': labels.count(MASK), 'no_mask': len(labels) - labels.count(MASK)}
+
+
+def train(args):
+    started = time.perf_counter()
+    torch.manual_seed(args.seed)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    progress = not args.no_progress
+    out = Path(args.out)
+    report_dir = Path(args.report_dir) if args.report_dir else (
+        data_lib.REPO_ROOT / 'training' / 'runs' / out.stem)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    channels = tuple(int(c) for c in args.channels.split(','))
+    model = MaskNet(args.input_size, channels)
+    preprocessing = {'input_size': args.input_size, 'margin': args.margin,
+                     'mean': classifier.DEFAULT_MEAN, 'std': classifier.DEFAULT_STD}
+
+    samples, summary = data_lib.load_samples(
+        args.data, args.face_detector, args.incorrect_as, args.cache_dir,
+        detect_faces=not args.no_detect, progress=progress,
+        detector_settings={'scale': args.detector_scale})
+    samples = _limit_per_folder(samples, args.max_per_folder, args.seed)
+    train_samples, val_samples = data_lib.split_samples(samples, args.val_fraction, args.seed)
+    if not train_samples or not val_samples:
+        raise SystemExit(f'not enough data: {len(train_samples)} training and '
+                         f'{len(val_samples)} validation faces')
+    print(f'faces: {len(train_samples)} train {_class_counts(train_samples)}, '
+          f'{len(val_samples)} validation {_class_counts(val_samples)}; '
+          f'{summary.duplicates_removed} duplicate files removed', flush=True)
+
+    regions = data_lib.build_regions(train_samples, 2 * args.input_size, progress)
+    val_inputs, val_labels = data_lib.eval_tensors(val_samples, preprocessing, progress)
+    augment = None if args.no_augment else data_lib.AugmentConfig()
+    dataset = AugmentedFaces(regions, preprocessing, augment, args.seed)
+    counts = np.bincount([r.label for r in regions], minlength=2).astype(np.float64)
+    weights = torch.from_numpy(1.0 / counts[[r.label for r in regions]])
+    sampler = WeightedRandomSampler(weights, len(regions), replacement=True,
+                                    generator=torch.Generator().manual_seed(args.seed))
+    loader = DataLoader(dataset, batch_size=args.batch_size, sampler=sampler,
+                        num_workers=args.workers, persistent_workers=args.workers > 0,
+                        drop_last=len(regions) > args.batch_size)
+
+    optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr,
+                                  weight_decay=args.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, factor=0.5, patience=2)
+    loss_function = nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
+    history, best, best_loss, stale = [], None, float('inf'), 0
+    for epoch in range(1, args.epochs + 1):
+        model.train()
+        total_loss, correct, seen = 0.0, 0, 0
+        batches = loader
+        if progress:
+            from tqdm import tqdm
+            batches = tqdm(loader, desc=f'epoch {epoch}', leave=False, unit='batch')
+        for inputs, labels in batches:
+            optimiser.zero_grad(set_to_none=True)
+            logits = model(inputs)
+            loss = loss_function(logits, labels)
+            loss.backward()
+            optimiser.step()
+            total_loss += loss.item() * len(labels)
+            correct += (logits.argmax(1) == labels).sum().item()
+            seen += len(labels)
+        val_loss, probabilities = _evaluate(model, val_inputs, val_labels)
+        val_accuracy = float((probabilities.argmax(1) == val_labels).mean())
+        scheduler.step(val_loss)
+        history.append({'epoch': epoch, 'train_loss': total_loss / seen,
+                        'train_accuracy': correct / seen, 'val_loss': val_loss,
+                        'val_accuracy': val_accuracy, 'lr': optimiser.param_groups[0]['lr'],
+                        'elapsed_s': time.perf_counter() - started})
+        print(f'epoch {epoch:3d}  train loss {total_loss / seen:.4f} acc {correct / seen:.4f}  '
+              f'val loss {val_loss:.4f} acc {val_accuracy:.4f}  '
+              f'({time.perf_counter() - started:.0f} s)', flush=True)
+        if val_loss < best_loss - 1e-4:
+            best_loss, best, stale = val_loss, copy.deepcopy(model.state_dict()), 0
+        else:
+            stale += 1
+            if stale >= args.patience:
+                print(f'early stop: no better validation loss for {stale} epochs', flush=True)
+                break
+    model.load_state_dict(best)
+    model.eval()
+    val_loss, probabilities = _evaluate(model, val_inputs, val_labels)
+    predictions = probabilities.argmax(1)
+    val_metrics = classification_metrics(val_labels, predictions)
+    val_metrics['loss'] = val_loss
+    elapsed = time.perf_counter() - started
+    ms_per_face = measure_ms_per_face(model, args.input_size)
+    best_epoch = min(history, key=lambda h: h['val_loss'])['epoch']
+    metrics = {
+        'validation': val_metrics,
+        'validation_subsets': _subset_metrics(val_samples, val_labels, predictions),
+        'best_epoch': best_epoch, 'epochs_run': len(history),
+        'training_time_s': elapsed, 'torch_threads': torch.get_num_threads(),
+        'ms_per_face_cpu_batch8': ms_per_face,
+        'parameters': int(sum(p.numel() for p in model.parameters())),
+        'history': history}
+    training_data = {
+        'folders': summary.as_dict(), 'train_faces': _class_counts(train_samples),
+        'validation_faces': _class_counts(val_samples),
+        'split': {'by': 'image content hash, per folder and majority label',
+                  'val_fraction': args.val_fraction, 'seed': args.seed},
+        'incorrect_as': args.incorrect_as,
+        'face_detector': None if args.no_detect else {'name': args.face_detector,
+                                                      'scale': args.detector_scale},
+        'augmentation': None if augment is None else asdict(augment),
+        'command': 'python -m training.train ' + ' '.join(sys.argv[1:])}
+    metadata = {
+        'margin': args.margin, 'mean': list(classifier.DEFAULT_MEAN),
+        'std': list(classifier.DEFAULT_STD), 'training_data': training_data,
+        'metrics': {'val_accuracy': val_metrics['accuracy'], 'val_loss': val_loss,
+                    'val_per_class': val_metrics['per_class'],
+                    'val_confusion_matrix': val_metrics['confusion_matrix']['matrix'],
+                    'ms_per_face_cpu_batch8': ms_per_face},
+        'created_unix': int(time.time())}
+    classifier.save_model_file(out, model, metadata)
+    split = {'train_images': sorted({s.image_path for s in train_samples}),
+             'val_images': sorted({s.image_path for s in val_samples})}
+    (report_dir / 'split.json').write_text(json.dumps(split, indent=1))
+    (report_dir / 'metrics.json').write_text(json.dumps(
+        {'model': str(out), 'training_data': training_data, **metrics}, indent=1))
+    plot_curves(history, report_dir / 'curves.png')
+    plot_confusion(val_metrics, report_dir / 'confusion.png', 'validation')
+    print(f'validation accuracy {val_metrics["accuracy"]:.4f} (best epoch {best_epoch}, '
+          f'{len(val_labels)} faces); {ms_per_face:.3f} ms/face; training took {elapsed:.0f} s')
+    print(f'wrote {out} ({out.stat().st_size / 1e6:.2f} MB) and {report_dir}/metrics.json, '
+          'split.json, curves.png, confusion.png')
+    return metrics
+
+
+def main(argv=None):
+    try:
+        train(parse_args(argv))
+    except (data_lib.DataError, classifier.ModelFileError) as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
