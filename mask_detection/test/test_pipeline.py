@@ -1,0 +1,279 @@
+"""Tests of the pipeline: real detectors, a real (untrained) classifier file, labels, errors.
+
+Until the shipped model is trained, the classifier is a MaskNet with fixed random weights
+saved with classifier.save_model_file: the tests check the pipeline's wiring and label rule
+against that model's own predictions, not mask accuracy.
+"""
+import math
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+import torch
+
+from mask_detection import classifier, faces
+from mask_detection.classifier import MaskClassifier, ModelFileError
+from mask_detection.drawing import COLORS
+from mask_detection.faces import FaceBox, FaceDetectorError
+from mask_detection.pipeline import (
+    Detection, label_faces, MASK, MaskDetectionPipeline, NO_MASK, PipelineConfig,
+    PipelineResult, UNKNOWN)
+
+ASTRONAUT_FACE = (180, 70, 88, 102)  # measured by hand, see test_faces.py
+
+needs_centerface = pytest.mark.skipif(
+    faces.centerface_model_path() is None,
+    reason=f'CenterFace model file not installed ({faces.CENTERFACE_PIP_COMMAND})')
+BACKENDS = ['haar', pytest.param('centerface', marks=needs_centerface)]
+
+
+@pytest.fixture(scope='module')
+def model_file(tmp_path_factory):
+    torch.manual_seed(1)
+    path = tmp_path_factory.mktemp('model') / 'mask_classifier.pt'
+    classifier.save_model_file(path, classifier.MaskNet().eval(), {'note': 'untrained'})
+    return str(path)
+
+
+@pytest.fixture(scope='module')
+def astronaut():
+    return cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
+
+
+@pytest.fixture(scope='module')
+def pipelines(model_file):
+    cache = {}
+
+    def get(**settings):
+        key = tuple(sorted(settings.items()))
+        if key not in cache:
+            cache[key] = MaskDetectionPipeline(PipelineConfig(model_path=model_file, **settings))
+        return cache[key]
+    return get
+
+
+def iou(a, b):
+    w = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    h = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    return w * h / (a[2] * a[3] + b[2] * b[3] - w * h)
+
+
+def check_detection(d, config):
+    assert isinstance(d, Detection) and d.track_id == 0
+    assert d.label in (MASK, NO_MASK, UNKNOWN)
+    assert 0.0 <= d.mask_probability <= 1.0 and 0.0 <= d.confidence <= 1.0
+    assert 0.0 <= d.face_score <= 1.0
+    p = (d.mask_probability, 1.0 - d.mask_probability)
+    if d.label == MASK:
+        assert d.mask_probability >= config.mask_threshold
+        assert d.confidence == pytest.approx(p[0], abs=1e-6)
+    elif d.label == NO_MASK:
+        assert d.mask_probability < config.mask_threshold
+        assert d.confidence == pytest.approx(p[1], abs=1e-6)
+    else:
+        assert d.confidence == pytest.approx(max(p), abs=1e-6)
+
+
+@pytest.mark.parametrize('backend', BACKENDS)
+def test_astronaut_face_found_and_classified(astronaut, pipelines, backend):
+    pipeline = pipelines(face_detector=backend)
+    result = pipeline.process(astronaut)
+    assert isinstance(result, PipelineResult)
+    assert set(result.timings) == {'detect', 'classify', 'total'}
+    assert all(v >= 0 for v in result.timings.values())
+    assert result.timings['total'] >= result.timings['detect'] + result.timings['classify']
+    confident = [d for d in result.detections if d.face_score >= 0.5]
+    assert len(confident) == 1
+    face = confident[0]
+    assert iou((face.x, face.y, face.width, face.height), ASTRONAUT_FACE) >= 0.6
+    for d in result.detections:
+        check_detection(d, pipeline.config)
+    # The pipeline reports the model's own probabilities for the detector's boxes.
+    boxes = [FaceBox(d.x, d.y, d.width, d.height, d.face_score) for d in result.detections]
+    expected = pipeline.classifier.predict(astronaut, boxes)
+    np.testing.assert_allclose([d.mask_probability for d in result.detections],
+                               expected[:, 0], atol=1e-6)
+
+
+class CountingClassifier(MaskClassifier):
+    """The real classifier, counting forward passes (to check one batch per frame)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.batches = []
+
+    def predict(self, bgr, boxes):
+        self.batches.append(len(boxes))
+        return super().predict(bgr, boxes)
+
+
+@pytest.mark.parametrize('backend', BACKENDS)
+def test_all_faces_of_a_frame_in_one_batch(astronaut, model_file, backend):
+    face = astronaut[40:200, 150:300]
+    collage = np.full((480, 640, 3), 200, np.uint8)
+    for row in range(2):
+        for col in range(3):
+            collage[60 + row * 200:60 + row * 200 + 160,
+                    40 + col * 200:40 + col * 200 + 150] = face
+    counting = CountingClassifier(model_file)
+    pipeline = MaskDetectionPipeline(PipelineConfig(face_detector=backend),
+                                     classifier=counting)
+    detections = pipeline.process(collage).detections
+    assert len([d for d in detections if d.face_score >= 0.5]) == 6
+    assert counting.batches == [len(detections)]
+    per_face = [counting.predict(collage, [FaceBox(d.x, d.y, d.width, d.height, 1.0)])[0, 0]
+                for d in detections]
+    np.testing.assert_allclose([d.mask_probability for d in detections], per_face, atol=1e-5)
+
+
+def test_no_faces_skips_the_classifier(model_file):
+    counting = CountingClassifier(model_file)
+    pipeline = MaskDetectionPipeline(PipelineConfig(face_detector='haar'), classifier=counting)
+    result = pipeline.process(np.full((480, 640, 3), 30, np.uint8))
+    assert result.detections == [] and counting.batches == []
+    assert set(result.timings) == {'detect', 'classify', 'total'}
+
+
+def test_label_rule():
+    config = PipelineConfig(face_detector='haar', mask_threshold=0.5, unknown_threshold=0.6,
+                            min_face_size=24)
+    probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.55, 0.45], [0.45, 0.55],
+                              [0.5, 0.5], [0.95, 0.05], [math.nan, math.nan]])
+    sides = [40, 40, 40, 40, 40, 23, 40]
+    assert label_faces(probabilities, sides, config) == [
+        (MASK, 0.9), (NO_MASK, 0.8), (UNKNOWN, 0.55), (UNKNOWN, 0.55), (UNKNOWN, 0.5),
+        (UNKNOWN, 0.95), (UNKNOWN, 0.0)]
+    # A lower mask threshold favours MASK; unknown_threshold 0 never gives UNKNOWN by doubt.
+    config = PipelineConfig(face_detector='haar', mask_threshold=0.3, unknown_threshold=0.0,
+                            min_face_size=0)
+    assert label_faces(probabilities[:5], sides[:5], config) == [
+        (MASK, 0.9), (NO_MASK, 0.8), (MASK, 0.55), (MASK, 0.45), (MASK, 0.5)]
+
+
+def test_small_or_doubtful_faces_are_unknown(astronaut, model_file, pipelines):
+    base = pipelines(face_detector='haar').process(astronaut).detections
+    assert base
+    small = pipelines(face_detector='haar', min_face_size=500).process(astronaut).detections
+    doubtful = pipelines(face_detector='haar', unknown_threshold=1.0).process(
+        astronaut).detections
+    for detections in (small, doubtful):
+        assert [d.label for d in detections] == [UNKNOWN] * len(base)
+        for d, b in zip(detections, base):
+            assert d.mask_probability == pytest.approx(b.mask_probability)
+            assert d.confidence == pytest.approx(max(b.mask_probability,
+                                                     1 - b.mask_probability), abs=1e-6)
+
+
+@pytest.mark.parametrize('frame, message', [
+    (np.zeros((0, 0, 3), np.uint8), 'empty'),
+    (np.zeros((480, 640, 3), np.float32), 'dtype uint8'),
+    (np.zeros((480, 640, 3), np.float64) + 0.5, 'dtype uint8'),
+    (np.zeros((480, 640, 2), np.uint8), 'channels'),
+    (None, 'numpy array'),
+])
+def test_bad_frames_raise_clear_errors(pipelines, frame, message):
+    with pytest.raises(FaceDetectorError, match=message):
+        pipelines(face_detector='haar').process(frame)
+
+
+@pytest.mark.parametrize('backend', BACKENDS)
+def test_odd_but_valid_frames(astronaut, pipelines, backend):
+    pipeline = pipelines(face_detector=backend)
+    for frame in (np.zeros((1, 1, 3), np.uint8), np.zeros((1, 1), np.uint8),
+                  np.zeros((5, 7, 4), np.uint8)):
+        result = pipeline.process(frame)
+        for d in result.detections:
+            check_detection(d, pipeline.config)
+    grey = pipeline.process(cv2.cvtColor(astronaut, cv2.COLOR_BGR2GRAY)).detections
+    bgra = pipeline.process(cv2.cvtColor(astronaut, cv2.COLOR_BGR2BGRA)).detections
+    for detections in (grey, bgra):
+        assert max(iou((d.x, d.y, d.width, d.height), ASTRONAUT_FACE)
+                   for d in detections) >= 0.6
+
+
+@needs_centerface
+def test_4k_frame(astronaut, pipelines):
+    frame = np.full((2160, 3840, 3), 90, np.uint8)
+    frame[1000:1512, 2000:2512] = astronaut
+    result = pipelines(face_detector='centerface').process(frame)
+    truth = (ASTRONAUT_FACE[0] + 2000, ASTRONAUT_FACE[1] + 1000) + ASTRONAUT_FACE[2:]
+    assert max(iou((d.x, d.y, d.width, d.height), truth) for d in result.detections) >= 0.6
+
+
+def test_annotate_draws_and_times(astronaut, pipelines):
+    pipeline = pipelines(face_detector='haar')
+    image = astronaut.copy()
+    result = pipeline.process(image)
+    out = pipeline.annotate(image, result.detections, result.timings)
+    assert out is image and result.timings['draw'] >= 0
+    color = np.array(COLORS[result.detections[0].label], np.uint8)
+    assert np.all(image == color, axis=2).sum() > 100
+
+
+@pytest.mark.parametrize('settings, message', [
+    ({'face_detector': 'yolo'}, 'face_detector must be one of'),
+    ({'mask_threshold': 1.5}, r'mask_threshold must be in \[0, 1\]'),
+    ({'mask_threshold': -0.1}, r'mask_threshold must be in \[0, 1\]'),
+    ({'unknown_threshold': 2}, r'unknown_threshold must be in \[0, 1\]'),
+    ({'face_score_threshold': math.nan}, r'face_score_threshold must be in \[0, 1\]'),
+    ({'detection_scale': 1.5}, 'detection_scale'),
+    ({'detection_scale': -0.5}, 'detection_scale'),
+    ({'nms_iou': 0.0}, 'nms_iou'),
+    ({'haar_scale_factor': 1.0}, 'haar_scale_factor must be > 1'),
+    ({'min_face_size': -1}, 'min_face_size must be >= 0'),
+    ({'haar_min_size': -5}, 'haar_min_size must be >= 0'),
+    ({'num_threads': -1}, 'num_threads must be >= 0'),
+    ({'haar_min_size': 50, 'haar_max_size': 40}, 'haar_max_size'),
+])
+def test_bad_config_raises_clear_errors(settings, message):
+    with pytest.raises(ValueError, match=message):
+        PipelineConfig(**settings)
+
+
+def test_config_changed_after_creation_is_validated(model_file):
+    config = PipelineConfig(model_path=model_file)
+    config.mask_threshold = 3.0
+    with pytest.raises(ValueError, match='mask_threshold'):
+        MaskDetectionPipeline(config)
+
+
+def test_detector_settings_reach_the_detector(model_file):
+    haar = MaskDetectionPipeline(PipelineConfig(
+        face_detector='haar', model_path=model_file, detection_scale=0.5,
+        haar_min_neighbors=3, haar_scale_factor=1.2)).face_detector
+    assert (haar.settings.scale, haar.settings.min_neighbors, haar.settings.scale_factor) == \
+        (0.5, 3, 1.2)
+    assert MaskDetectionPipeline(PipelineConfig(
+        face_detector='haar', model_path=model_file)).face_detector.settings.scale == 1.0
+
+
+@needs_centerface
+def test_centerface_settings_and_auto(model_file):
+    detector = MaskDetectionPipeline(PipelineConfig(
+        model_path=model_file, face_score_threshold=0.3, nms_iou=0.4)).face_detector
+    assert isinstance(detector, faces.CenterFaceDetector)  # 'auto' with the file installed
+    assert (detector.settings.score_threshold, detector.settings.nms_iou) == (0.3, 0.4)
+    assert detector.settings.scale == faces.CenterFaceSettings().scale
+
+
+def test_missing_model_file_is_a_clear_error(tmp_path):
+    missing = tmp_path / 'nope.pt'
+    with pytest.raises(ModelFileError, match='nope.pt'):
+        MaskDetectionPipeline(PipelineConfig(face_detector='haar', model_path=str(missing)))
+
+
+def test_unavailable_device_is_a_clear_error(model_file):
+    if torch.cuda.is_available():
+        pytest.skip('CUDA is available here, so asking for it is no error')
+    with pytest.raises(ValueError, match='CUDA is not available'):
+        MaskDetectionPipeline(PipelineConfig(face_detector='haar', model_path=model_file,
+                                             device='cuda'))
+
+
+def test_shipped_model_is_the_default():
+    if not classifier.default_model_path().is_file():
+        pytest.skip(f'no shipped model yet at {classifier.default_model_path()} '
+                    '(the training owner adds it)')
+    pipeline = MaskDetectionPipeline(PipelineConfig(face_detector='haar'))
+    assert pipeline.classifier.model_path == classifier.default_model_path()
