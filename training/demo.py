@@ -354,7 +354,8 @@ def prepare_source(args):
               f'{took:.1f} s): {video.path}')
         info = VideoInfo(video.path, video.frame_count, video.fps, video.width, video.height,
                          video.truth_path)
-    return {'source': str(info.path.resolve()), 'loop': False}, info
+    # Wait for the detector's subscription: frames sent before DDS discovery would be lost.
+    return {'source': str(info.path.resolve()), 'loop': False, 'wait_for_subscribers': 1}, info
 
 
 def run(args):

@@ -88,6 +88,10 @@ class CameraNode(Node):
             'header.frame_id of the published images (the camera optical frame).'))
         self.declare_parameter('loop', False, _descriptor(
             'Files only: rewind at the end instead of shutting the node down (exit code 0).'))
+        self.declare_parameter('wait_for_subscribers', 0, _descriptor(
+            'Files only: start playing once this many subscriptions have matched image_raw, '
+            'so that no frame is lost to DDS discovery; 0 = start at once.',
+            int_range=(0, 1000), read_only=True))
         self.declare_parameter('reconnect_interval', 1.0, _descriptor(
             'Seconds before the first retry when the source cannot be opened or is lost; '
             f'doubles per failed attempt up to {MAX_BACKOFF_FACTOR} times this.',
@@ -175,7 +179,17 @@ class CameraNode(Node):
             fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
         return 1.0 / fps if fps else 0.0
 
+    def _wait_for_subscribers(self):
+        wanted = self._param('wait_for_subscribers')
+        if not wanted or not self.source.is_file:
+            return
+        self.get_logger().info(
+            f'waiting for {wanted} subscriber(s) on {self.publisher.topic_name} before playing')
+        while not self._stop.is_set() and self.publisher.get_subscription_count() < wanted:
+            self._stop.wait(0.02)
+
     def _capture_loop(self):
+        self._wait_for_subscribers()
         capture = self._open()
         published, window_start, resize_warned = 0, time.monotonic(), False
         next_due = time.monotonic()
