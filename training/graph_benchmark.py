@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 import random
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -68,18 +69,28 @@ class CpuMeter:
     def __init__(self, pid):
         self.pid = pid
         self.start_cpu = self.start_wall = None
-        self.percent = None
+        self.last = None
 
     def start(self):
         self.start_cpu, self.start_wall = cpu_seconds(self.pid), time.monotonic()
+        self.last = (self.start_cpu, self.start_wall)
+
+    def sample(self):
+        """Read the process's CPU time now (the last reading is kept once it has exited)."""
+        if self.start_cpu is None:
+            return
+        try:
+            self.last = (cpu_seconds(self.pid), time.monotonic())
+        except (FileNotFoundError, ProcessLookupError):
+            pass
 
     def stop(self):
-        try:
-            used = cpu_seconds(self.pid) - self.start_cpu
-        except (FileNotFoundError, ProcessLookupError, TypeError):
-            return self.percent
-        self.percent = 100.0 * used / max(1e-9, time.monotonic() - self.start_wall)
-        return self.percent
+        """Return the CPU % between start() and the last reading (None if never started)."""
+        self.sample()
+        if self.last is None:
+            return None
+        cpu, wall = self.last
+        return 100.0 * (cpu - self.start_cpu) / max(1e-9, wall - self.start_wall)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -172,13 +183,25 @@ class GraphRun:
         self.utils = graph_utils()
         self.received = []          # (stamp ns, receive ns, detections)
         self.annotated_count = 0
-        self.diagnostics = {}
+        self.diagnostics = {}       # the detector's last status
+        self.diagnostic_windows = []  # its statuses while measuring
+        self.measuring = False
 
     def detector_params(self):
+        """Return the detector_node parameters: --param values, and a model file if needed.
+
+        Without a shipped model file, the node gets an untrained MaskNet (same cost).
+        """
+        from training.benchmark import resolve_model_path
         params = {}
         for item in self.args.param or []:
             name, _, value = item.partition(':=')
             params[name] = _parse_value(value)
+        if 'model_path' not in params:
+            path, note = resolve_model_path()
+            if note:
+                print(f'note: {note}', flush=True)
+                params['model_path'] = str(path)
         return params
 
     def _on_detections(self, msg):
@@ -193,6 +216,8 @@ class GraphRun:
         for status in msg.status:
             if 'detector' in status.name:
                 self.diagnostics = {kv.key: kv.value for kv in status.values}
+                if self.measuring:
+                    self.diagnostic_windows.append(self.diagnostics)
 
     def start_publisher(self, stamps_path, extra_env=None):
         args = self.args
@@ -260,8 +285,34 @@ class GraphRun:
                                f'detector log:\n{detector.log()[-3000:]}')
         published = json.loads(stamps_path.read_text())
         result.update(self.statistics(published))
+        result.update(self.node_statistics())
         result['detector_diagnostics'] = self.diagnostics
         return result
+
+    def node_statistics(self):
+        """Summarise the detector's own diagnostics over the measured windows."""
+        def values(key):
+            out = []
+            for window in self.diagnostic_windows:
+                try:
+                    out.append(float(window[key]))
+                except (KeyError, ValueError):
+                    pass
+            return out
+        processed = values('processed_rate_hz')
+        processing = values('processing_ms_mean')
+        weighted = [(p, m) for p, m in zip(processed, processing) if p > 0]
+        mean_ms = (sum(p * m for p, m in weighted) / sum(p for p, _ in weighted)
+                   if weighted else float('nan'))
+        return {'node_windows': len(self.diagnostic_windows),
+                'node_processing_ms_mean': mean_ms,
+                'node_processing_ms_max': max(values('processing_ms_max') or [float('nan')]),
+                'node_dropped': int(sum(values('dropped_frames'))),
+                'node_stage_ms_mean': {
+                    key[:-len('_ms_mean')]: statistics.fmean(values(key))
+                    for key in sorted(set().union(*self.diagnostic_windows))
+                    if key.endswith('_ms_mean') and key != 'processing_ms_mean'
+                    and values(key)} if self.diagnostic_windows else {}}
 
     def _spin_while_publishing(self, client, detector, publisher, publisher_log, result,
                                rss_interval):
@@ -276,15 +327,19 @@ class GraphRun:
             if not detector.running:
                 raise RuntimeError(f'detector_node exited:\n{detector.log()[-3000:]}')
             if not measuring and b'publisher: measuring' in _read_all(publisher_log):
-                measuring = True
+                measuring = self.measuring = True
                 for meter in meters.values():
                     meter.start()
                 own_start = os.times()
                 own_wall = time.monotonic()
+            if measuring:
+                for meter in meters.values():
+                    meter.sample()
             if rss_interval and time.monotonic() >= next_sample:
                 samples.append((round(time.monotonic() - start, 1),
                                 round(rss_mb(detector.process.pid), 2)))
                 next_sample += rss_interval
+        self.measuring = False
         if measuring:
             result['cpu_percent'] = {name: meter.stop() for name, meter in meters.items()}
             own = os.times()
@@ -334,10 +389,14 @@ def _parse_value(text):
     return yaml.safe_load(text)
 
 
+def _num(value, spec):
+    return format(float('nan') if value is None else value, spec)
+
+
 def format_ros_table(results):
     lines = [f'{"rate":>5} {"annot":>5} {"pub":>5} {"deliv":>5} {"drop":>5} {"p50 ms":>7} '
              f'{"p95 ms":>7} {"max ms":>7} {"p50 1st/3rd third":>17} {"det CPU%":>8} '
-             f'{"pub CPU%":>8} {"sub CPU%":>8} {"out Hz":>6}']
+             f'{"pub CPU%":>8} {"sub CPU%":>8} {"out Hz":>6} {"node ms":>7} {"p95-node":>8}']
     for r in results:
         lat, cpu = r['latency_ms'], r.get('cpu_percent', {})
         lines.append(
@@ -345,9 +404,13 @@ def format_ros_table(results):
             f'{r["published"]:5d} {r["delivered"]:5d} {r["dropped"]:5d} {lat["p50"]:7.1f} '
             f'{lat["p95"]:7.1f} {lat["max"]:7.1f} '
             f'{lat["p50_first_third"]:8.1f}/{lat["p50_last_third"]:<8.1f} '
-            f'{cpu.get("detector_node", float("nan")):8.1f} '
-            f'{cpu.get("publisher", float("nan")):8.1f} {cpu.get("subscriber", float("nan")):8.1f}'
-            f' {r["delivered_hz"]:6.1f}')
+            f'{_num(cpu.get("detector_node"), "8.1f")} {_num(cpu.get("publisher"), "8.1f")} '
+            f'{_num(cpu.get("subscriber"), "8.1f")} {r["delivered_hz"]:6.1f} '
+            f'{_num(r.get("node_processing_ms_mean"), "7.1f")} '
+            f'{_num(lat["p95"] - r.get("node_processing_ms_mean", float("nan")), "8.1f")}')
+    lines.append('(latency: image stamp -> detections received here; drop = published, never '
+                 'answered; node ms = processing\n time per frame inside detector_node (its '
+                 'diagnostics); p95-node = p95 latency - node ms)')
     return '\n'.join(lines)
 
 
@@ -363,7 +426,7 @@ def ros_main(args):
             run = GraphRun(args, rate, annotated, log_dir)
             result = run.run()
             results.append(result)
-            print(format_ros_table([result]).splitlines()[-1], flush=True)
+            print(format_ros_table([result]).splitlines()[1], flush=True)
     print(format_ros_table(results))
     print(f'load average after {load_average()}')
     if args.json:
