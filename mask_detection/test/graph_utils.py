@@ -198,6 +198,19 @@ class GraphClient:
             raise TimeoutError(f'no subscriber on {publisher.topic_name} after {timeout} s')
         return publisher
 
+    def publish_until(self, publisher, msg, predicate, timeout, period=0.5):
+        """Publish ``msg`` every ``period`` s until ``predicate()``; return its last value.
+
+        A publisher can see a subscription before the subscription sees the publisher, and
+        what is published in between is lost: a single publish is not a reliable test step.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            publisher.publish(msg)
+            if self.spin_until(predicate, min(period, max(0.0, deadline - time.monotonic()))):
+                return True
+        return predicate()
+
     def _call(self, srv_type, service, request, timeout):
         client = self.node.create_client(srv_type, service)
         try:

@@ -1,0 +1,509 @@
+"""detector_node: faces with / without a mask in sensor_msgs/Image, as ROS messages.
+
+Subscribes ``image`` (remap it; best effort by default, which accepts reliable and best-effort
+publishers), keeps only the newest frame and processes it on a worker thread with
+`MaskDetectionPipeline`.  Publishes ``detections`` (MaskDetectionArray, the image's header
+unchanged), ``annotated_image`` (only while someone subscribes), ``visitor_events`` (with
+tracking) and ``/diagnostics``.  All the vision lives in pipeline.py and below; this file maps
+ROS parameters to `PipelineConfig` and moves messages.
+"""
+import dataclasses
+import threading
+import time
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
+                                SetParametersResult)
+import rclpy
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+
+from mask_detection import faces
+from mask_detection.classifier import ModelFileError
+from mask_detection.image_codec import array_to_image_msg, image_msg_to_bgr
+from mask_detection.image_codec import ImageConversionError
+from mask_detection.pipeline import MaskDetectionPipeline, PipelineConfig
+from mask_detection_msgs.msg import MaskDetection, MaskDetectionArray
+from mask_detection_msgs.msg import VisitorEvent as VisitorEventMsg
+
+try:
+    from mask_detection import tracking
+except ImportError:     # tracking is optional: without it no track ids, no visitor events
+    tracking = None
+
+DIAGNOSTICS_PERIOD_S = 1.0
+BAD_FRAME_LOG_PERIOD_S = 5.0
+# Falling behind: frames were dropped while the worker was busy this share of the time.
+BUSY_WARN_FRACTION = 0.9
+
+
+class ConfigurationError(Exception):
+    """The node cannot run with its parameters (missing model, unknown detector, ...)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ParameterSpec:
+    """A ROS parameter: default, description and (from, to) range, inclusive."""
+
+    name: str
+    default: object
+    description: str
+    low: object = None
+    high: object = None
+    read_only: bool = False
+
+    def descriptor(self):
+        descriptor = ParameterDescriptor(description=self.description, read_only=self.read_only)
+        if self.low is None or isinstance(self.default, bool):
+            return descriptor
+        if isinstance(self.default, int):
+            descriptor.integer_range = [IntegerRange(
+                from_value=int(self.low), to_value=int(self.high), step=0)]
+        elif isinstance(self.default, float):
+            descriptor.floating_point_range = [FloatingPointRange(
+                from_value=float(self.low), to_value=float(self.high), step=0.0)]
+        return descriptor
+
+
+# Descriptions and ranges of the PipelineConfig fields, which are the node's parameters of the
+# same names (defaults come from PipelineConfig itself; it validates the rest).
+PIPELINE_PARAMETERS = {
+    'face_detector': ("Face detector: 'centerface' (DNN), 'haar' (OpenCV cascade) or 'auto' "
+                      '(CenterFace when its model file is installed, else Haar).', None, None),
+    'detection_scale': ('Scale of the frame given to the face detector, in (0, 1] (0.5 = '
+                        'half size: faster, misses small faces); 0 = the detector default '
+                        '(CenterFace 0.6, Haar 1.0).', 0.0, 1.0),
+    'face_score_threshold': ('CenterFace: minimum face score.', 0.0, 1.0),
+    'nms_iou': ('CenterFace: boxes overlapping a better one by more than this IoU are '
+                'dropped.', 0.01, 1.0),
+    'haar_scale_factor': ('Haar: step between window sizes (> 1; smaller finds more, slower).',
+                          1.001, 10.0),
+    'haar_min_neighbors': ('Haar: overlapping raw detections needed to keep a face.', 0, 100),
+    'haar_min_size': ('Haar: smallest face side in pixels.', 0, 100000),
+    'haar_max_size': ('Haar: largest face side in pixels; 0 = no limit.', 0, 100000),
+    'model_path': ('Mask classifier model file (.pt); empty = the shipped model '
+                   '(share/mask_detection/models/mask_classifier.pt).', None, None),
+    'device': ("PyTorch device of the classifier: 'cpu', 'cuda' or 'cuda:N'.", None, None),
+    'num_threads': ('PyTorch CPU threads (process-wide); 0 = the PyTorch default.', 0, 1024),
+    'mask_threshold': ('P(mask) at or above which a face is MASK, else NO_MASK.', 0.0, 1.0),
+    'unknown_threshold': ('A face whose chosen label has a lower probability than this is '
+                          'UNKNOWN.', 0.0, 1.0),
+    'min_face_size': ('Faces whose shorter side is below this (pixels) are UNKNOWN.',
+                      0, 100000),
+}
+# Changing one of these loads a new classifier; the other pipeline parameters rebuild only
+# the face detector (or nothing: the label thresholds).
+CLASSIFIER_PARAMETERS = {'model_path', 'device', 'num_threads'}
+LABEL_PARAMETERS = {'mask_threshold', 'unknown_threshold', 'min_face_size'}
+
+
+def _tracker_field_descriptions():
+    """Map TrackerConfig field names to the text of its docstring's Attributes section."""
+    names = {spec.name for spec in dataclasses.fields(tracking.TrackerConfig)}
+    descriptions, current = {}, None
+    for line in (tracking.TrackerConfig.__doc__ or '').splitlines():
+        stripped = line.strip()
+        name, _, text = stripped.partition(':')
+        if name in names and text:
+            current = name
+            descriptions[name] = text.strip()
+        elif current and stripped:
+            descriptions[current] += ' ' + stripped
+        else:
+            current = None
+    return descriptions
+
+
+def parameter_specs():
+    """Return every parameter detector_node declares, in declaration order."""
+    specs = [
+        ParameterSpec('qos_reliability', 'best_effort',
+                      "Reliability of the image subscription: 'best_effort' (sensor data: "
+                      "accepts reliable and best-effort publishers) or 'reliable'.",
+                      read_only=True),
+        ParameterSpec('max_rate_hz', 0.0, 'Process at most this many frames per second; '
+                      '0 = as fast as frames arrive (only the newest frame is processed).',
+                      0.0, 1000.0),
+        ParameterSpec('no_image_timeout', 5.0, 'Seconds without an image after which '
+                      '/diagnostics reports ERROR.', 0.1, 3600.0),
+    ]
+    defaults = PipelineConfig()
+    for spec in dataclasses.fields(PipelineConfig):
+        description, low, high = PIPELINE_PARAMETERS.get(
+            spec.name, (f'PipelineConfig.{spec.name} (see pipeline.py).', None, None))
+        specs.append(ParameterSpec(spec.name, getattr(defaults, spec.name), description,
+                                   low, high))
+    if tracking is not None:
+        specs.append(ParameterSpec('tracking.enabled', True, 'Track faces across frames: '
+                                   'stable track_id, smoothed labels, visitor_events.'))
+        descriptions = _tracker_field_descriptions()
+        for spec in dataclasses.fields(tracking.TrackerConfig):
+            specs.append(ParameterSpec(
+                f'tracking.{spec.name}', spec.default,
+                descriptions.get(spec.name, f'TrackerConfig.{spec.name} (see tracking.py).')))
+    return specs
+
+
+def pipeline_config(values):
+    """Build the PipelineConfig for parameter ``values`` ({name: value}); ValueError if bad."""
+    return PipelineConfig(**{spec.name: values[spec.name]
+                             for spec in dataclasses.fields(PipelineConfig)})
+
+
+def tracker_config(values):
+    """Build the TrackerConfig for parameter ``values``; ValueError if bad."""
+    return tracking.TrackerConfig(**{
+        name.split('.', 1)[1]: value for name, value in values.items()
+        if name.startswith('tracking.') and name != 'tracking.enabled'})
+
+
+def build_pipeline(values, changed=None, current=None):
+    """Return a MaskDetectionPipeline for ``values``, reusing ``current``'s parts if unchanged.
+
+    ``changed`` names the parameters that differ from ``current``'s configuration.
+    """
+    config = pipeline_config(values)
+    reuse = {}
+    if current is not None and changed is not None:
+        if not changed & CLASSIFIER_PARAMETERS:
+            reuse['classifier'] = current.classifier
+        if changed <= LABEL_PARAMETERS:
+            reuse['face_detector'] = current.face_detector
+    return MaskDetectionPipeline(config, **reuse)
+
+
+class LatestFrame:
+    """A one-slot mailbox: put() replaces a waiting frame (counted as dropped)."""
+
+    def __init__(self):
+        self._condition = threading.Condition()
+        self._item = None
+        self.dropped = 0
+
+    def put(self, item):
+        with self._condition:
+            if self._item is not None:
+                self.dropped += 1
+            self._item = item
+            self._condition.notify()
+
+    def take(self, timeout):
+        """Return the newest item, waiting up to ``timeout`` s; None if there is none."""
+        with self._condition:
+            if self._item is None:
+                self._condition.wait(timeout)
+            item, self._item = self._item, None
+            return item
+
+
+class ThrottledLog:
+    """Log each distinct message at most once per ``period`` s, counting the repeats."""
+
+    def __init__(self, log_function, period):
+        self._log = log_function
+        self._period = period
+        self._last = {}       # message -> (time logged, repeats since)
+
+    def __call__(self, message):
+        now = time.monotonic()
+        last, repeats = self._last.get(message, (None, 0))
+        if last is not None and now - last < self._period:
+            self._last[message] = (last, repeats + 1)
+            return
+        suffix = f' ({repeats} more in the last {now - last:.0f} s)' if repeats else ''
+        self._log(message + suffix)
+        self._last[message] = (now, 0)
+
+
+@dataclasses.dataclass
+class WindowStats:
+    """What happened since the last diagnostics message (guarded by the node's lock)."""
+
+    received: int = 0
+    processed: int = 0
+    dropped: int = 0
+    bad_frames: int = 0
+    faces: int = 0
+    processing_ms_sum: float = 0.0
+    processing_ms_max: float = 0.0
+    stage_ms: dict = dataclasses.field(default_factory=dict)
+
+
+class DetectorNode(Node):
+    """ROS adapter around MaskDetectionPipeline (+ MaskTracker)."""
+
+    def __init__(self, **kwargs):
+        super().__init__('detector_node', **kwargs)
+        self.specs = {spec.name: spec for spec in parameter_specs()}
+        for spec in self.specs.values():
+            self.declare_parameter(spec.name, spec.default, spec.descriptor())
+        values = self._values()
+        reliability = values['qos_reliability']
+        if reliability not in ('best_effort', 'reliable'):
+            raise ConfigurationError(
+                f"qos_reliability must be 'best_effort' or 'reliable', got {reliability!r}")
+        self.pipeline = self.tracker = None
+        self.pipeline, self.tracker = self._build(values)     # ConfigurationError if bad
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+        self.lock = threading.Lock()
+        self.window = WindowStats()
+        self.created = self.window_start = time.monotonic()
+        self.last_image_time = None
+        self.last_frame_id = ''
+        self.dropped_total = 0
+        self.bad_frames_total = 0
+        self.mailbox = LatestFrame()
+        self.bad_frame_log = ThrottledLog(self.get_logger().error, BAD_FRAME_LOG_PERIOD_S)
+
+        self.detections_pub = self.create_publisher(MaskDetectionArray, 'detections', 10)
+        self.annotated_pub = self.create_publisher(
+            Image, 'annotated_image',
+            QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE))
+        self.events_pub = (self.create_publisher(
+            VisitorEventMsg, 'visitor_events',
+            QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
+            if tracking is not None else None)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        image_qos = QoSProfile(depth=2, reliability=(
+            ReliabilityPolicy.RELIABLE if reliability == 'reliable'
+            else ReliabilityPolicy.BEST_EFFORT))
+        self.subscription = self.create_subscription(Image, 'image', self._on_image, image_qos)
+        self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
+
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._work, name='detector', daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            f'{self._pipeline_summary()}; listening on {self.subscription.topic_name} '
+            f'({reliability})')
+
+    # ---- configuration -------------------------------------------------------------------
+
+    def _values(self, overrides=()):
+        values = {name: self.get_parameter(name).value for name in self.specs}
+        values.update({parameter.name: parameter.value for parameter in overrides})
+        return values
+
+    def _build(self, values, changed=None):
+        """Return (pipeline, tracker or None) for ``values``; ConfigurationError if bad.
+
+        ``changed``: the names of the parameters that changed (None = build everything).
+        """
+        pipeline_fields = {spec.name for spec in dataclasses.fields(PipelineConfig)}
+        try:
+            pipeline, tracker = self.pipeline, self.tracker
+            if changed is None or changed & pipeline_fields:
+                pipeline = build_pipeline(
+                    values, None if changed is None else changed & pipeline_fields, pipeline)
+            if changed is None or any(name.startswith('tracking.') for name in changed):
+                tracker = None
+                if tracking is not None and values['tracking.enabled']:
+                    tracker = tracking.MaskTracker(tracker_config(values))
+        except (ModelFileError, faces.FaceDetectorError, ValueError, OSError) as error:
+            raise ConfigurationError(str(error)) from error
+        return pipeline, tracker
+
+    def _on_set_parameters(self, parameters):
+        changed = {p.name for p in parameters if p.name in self.specs}
+        if not changed:
+            return SetParametersResult(successful=True)
+        try:
+            self.pipeline, self.tracker = self._build(self._values(parameters), changed)
+        except ConfigurationError as error:
+            return SetParametersResult(successful=False, reason=str(error))
+        self.get_logger().info(
+            'parameters changed: ' + ', '.join(f'{p.name}={p.value!r}' for p in parameters))
+        return SetParametersResult(successful=True)
+
+    def _pipeline_summary(self):
+        values = self._values()
+        backend = faces.resolve_detector_name(values['face_detector'])
+        model = getattr(getattr(self.pipeline, 'classifier', None), 'model_path', None)
+        return (f'face detector {backend}, model {model or values["model_path"] or "shipped"}, '
+                f'device {values["device"]}, tracking '
+                f'{"on" if self.tracker is not None else "off"}')
+
+    # ---- frames --------------------------------------------------------------------------
+
+    def _on_image(self, msg):
+        with self.lock:
+            self.window.received += 1
+            self.last_image_time = time.monotonic()
+        self.mailbox.put(msg)
+
+    def _work(self):
+        next_start = 0.0
+        while not self._stop.is_set():
+            max_rate = self.get_parameter('max_rate_hz').value
+            if max_rate > 0:
+                # Frames arriving during this wait replace each other in the mailbox.
+                self._stop.wait(max(0.0, next_start - time.monotonic()))
+            msg = self.mailbox.take(timeout=0.2)
+            if msg is None:
+                continue
+            started = time.monotonic()
+            next_start = started + (1.0 / max_rate if max_rate > 0 else 0.0)
+            try:
+                self._process(msg, started)
+            except Exception as error:  # noqa: B902 - one bad frame must not stop the node
+                if not rclpy.ok() or self._stop.is_set():
+                    return
+                with self.lock:
+                    self.window.bad_frames += 1
+                self.bad_frame_log(f'frame {msg.width}x{msg.height} {msg.encoding!r} from '
+                                   f'{msg.header.frame_id!r} failed: {error}')
+
+    def _process(self, msg, started):
+        try:
+            bgr = image_msg_to_bgr(msg)       # a view of msg.data for bgr8
+        except ImageConversionError as error:
+            with self.lock:
+                self.window.bad_frames += 1
+            self.bad_frame_log(
+                f'bad image on {self.subscription.topic_name} ({msg.width}x{msg.height} '
+                f'{msg.encoding!r}, frame_id {msg.header.frame_id!r}), skipped: {error}')
+            return
+        pipeline, tracker = self.pipeline, self.tracker
+        result = pipeline.process(bgr)
+        detections, events = result.detections, []
+        if tracker is not None:
+            stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+            tracked = tracker.update(detections, stamp)
+            detections, events = tracked.detections, tracked.events
+
+        self.detections_pub.publish(self._detections_msg(msg, detections))
+        for event in events:
+            self.events_pub.publish(self._event_msg(msg, event))
+        if self.annotated_pub.get_subscription_count() > 0:
+            annotated = pipeline.annotate(bgr.copy(), detections, result.timings)
+            self.annotated_pub.publish(array_to_image_msg(annotated, 'bgr8', header=msg.header))
+
+        elapsed_ms = (time.monotonic() - started) * 1000.0
+        with self.lock:
+            window = self.window
+            window.processed += 1
+            window.faces += len(detections)
+            window.processing_ms_sum += elapsed_ms
+            window.processing_ms_max = max(window.processing_ms_max, elapsed_ms)
+            for stage, ms in result.timings.items():
+                window.stage_ms[stage] = window.stage_ms.get(stage, 0.0) + ms
+            self.last_frame_id = msg.header.frame_id
+
+    @staticmethod
+    def _detections_msg(image, detections):
+        msg = MaskDetectionArray(header=image.header, image_width=image.width,
+                                 image_height=image.height)
+        msg.detections = [MaskDetection(
+            x=int(d.x), y=int(d.y), width=int(d.width), height=int(d.height), label=int(d.label),
+            mask_probability=float(d.mask_probability), confidence=float(d.confidence),
+            face_score=float(d.face_score), track_id=int(d.track_id)) for d in detections]
+        return msg
+
+    @staticmethod
+    def _event_msg(image, event):
+        return VisitorEventMsg(
+            header=image.header, track_id=int(event.track_id), event=int(event.event),
+            label=int(event.label), confidence=float(event.confidence), x=int(event.x),
+            y=int(event.y), width=int(event.width), height=int(event.height))
+
+    # ---- diagnostics ---------------------------------------------------------------------
+
+    def _publish_diagnostics(self):
+        now = time.monotonic()
+        with self.lock:
+            window, self.window = self.window, WindowStats()
+            elapsed, self.window_start = now - self.window_start, now
+            window.dropped = self.mailbox.dropped - self.dropped_total
+            self.dropped_total = self.mailbox.dropped
+            self.bad_frames_total += window.bad_frames
+            last_image, frame_id = self.last_image_time, self.last_frame_id
+        status = self.diagnostic_status(window, elapsed, now, last_image)
+        status.hardware_id = frame_id
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.diagnostics_pub.publish(msg)
+
+    def diagnostic_status(self, window, elapsed, now, last_image):
+        """Summarise one window of statistics as a DiagnosticStatus."""
+        elapsed = max(elapsed, 1e-6)
+        processed = max(window.processed, 1)
+        mean_ms = window.processing_ms_sum / processed
+        input_rate = window.received / elapsed
+        busy = window.processing_ms_sum / 1000.0 / elapsed
+        timeout = self.get_parameter('no_image_timeout').value
+        silent_for = now - (last_image if last_image is not None else self.created)
+        topic = self.subscription.topic_name
+        if silent_for >= timeout:
+            level = DiagnosticStatus.ERROR
+            text = f'no image on {topic} for {silent_for:.0f} s'
+        elif window.dropped and busy >= BUSY_WARN_FRACTION:
+            level = DiagnosticStatus.WARN
+            text = (f'falling behind: {window.dropped} of {window.received} frames dropped, '
+                    f'{mean_ms:.0f} ms per frame')
+        elif window.bad_frames:
+            level = DiagnosticStatus.WARN
+            text = f'{window.bad_frames} bad frame(s) rejected'
+        else:
+            level = DiagnosticStatus.OK
+            text = f'processing {window.processed / elapsed:.1f} Hz of {input_rate:.1f} Hz input'
+        values = self._values()
+        items = {
+            'input_rate_hz': f'{input_rate:.2f}',
+            'processed_rate_hz': f'{window.processed / elapsed:.2f}',
+            'processing_ms_mean': f'{mean_ms:.2f}',
+            'processing_ms_max': f'{window.processing_ms_max:.2f}',
+            'dropped_frames': str(window.dropped),
+            'dropped_frames_total': str(self.dropped_total),
+            'bad_frames_total': str(self.bad_frames_total),
+            'faces_per_frame': f'{window.faces / processed:.2f}',
+            'face_detector': faces.resolve_detector_name(values['face_detector']),
+            'model': str(getattr(getattr(self.pipeline, 'classifier', None), 'model_path', '')
+                         or values['model_path']),
+            'device': str(values['device']),
+            'tracking': 'on' if self.tracker is not None else 'off',
+            'max_rate_hz': f'{values["max_rate_hz"]:g}',
+        }
+        for stage, total in sorted(window.stage_ms.items()):
+            items[f'{stage}_ms_mean'] = f'{total / processed:.2f}'
+        return DiagnosticStatus(
+            level=level, name=f'{self.get_name()}: mask detector', message=text,
+            values=[KeyValue(key=key, value=value) for key, value in items.items()])
+
+    def stop(self, timeout=5.0):
+        """Stop the worker thread (it finishes the frame in hand)."""
+        self._stop.set()
+        self._worker.join(timeout)
+
+
+def main(args=None):
+    """Run detector_node until SIGINT/SIGTERM; exit code 1 for an unusable configuration."""
+    rclpy.init(args=args)
+    node = None
+    exit_code = 0
+    try:
+        node = DetectorNode()
+        rclpy.spin(node)
+    except (ConfigurationError, ParameterException) as error:
+        rclpy.logging.get_logger('detector_node').fatal(f'cannot start: {error}')
+        exit_code = 1
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except Exception:
+        # A signal landing while the node is built or publishing surfaces as an RCLError
+        # ("context is invalid"): that is shutdown, not a bug.
+        if rclpy.ok():
+            raise
+    finally:
+        if node is not None:
+            node.stop()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return exit_code
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
