@@ -217,11 +217,30 @@ def detector_counts(diagnostics):
     return counts
 
 
-def truth_agreement(records, truth_path, iou_threshold=0.3):
-    """Compare detections with the demo video's true faces (matched by stamp order).
+def _match_faces(faces, detections, iou_threshold):
+    """Return (true face, detection) pairs, each true face with its best detection."""
+    pairs = []
+    for face in faces:
+        best, best_iou = None, 0.0
+        for d in detections:
+            ix = max(0.0, min(face['x'] + face['width'], d['x'] + d['width'])
+                     - max(face['x'], d['x']))
+            iy = max(0.0, min(face['y'] + face['height'], d['y'] + d['height'])
+                     - max(face['y'], d['y']))
+            inter = ix * iy
+            iou = inter / (face['width'] * face['height'] + d['width'] * d['height'] - inter)
+            if iou > best_iou:
+                best, best_iou = d, iou
+        if best is not None and best_iou >= iou_threshold:
+            pairs.append((face, best))
+    return pairs
 
-    The records are matched to video frames by camera stamp, assuming the camera published
-    every frame of the file at a steady rate; returns None when that cannot be done.
+
+def truth_agreement(records, truth_path, iou_threshold=0.3):
+    """Compare detections with the demo video's true faces; None without truth or records.
+
+    Returns how many true faces the processed frames held, how many of them a detection
+    overlaps (IoU >= ``iou_threshold``) and how many of those got the true label.
     """
     if truth_path is None or not records:
         return None
@@ -229,27 +248,23 @@ def truth_agreement(records, truth_path, iou_threshold=0.3):
     truth = meta['faces']
     fps = meta['spec']['fps']
     stamps = np.array([r['stamp']['sec'] + r['stamp']['nanosec'] * 1e-9 for r in records])
-    # The last frame of the file is always processed (nothing newer replaces it).
-    indices = np.round((stamps - stamps[-1]) * fps).astype(int) + len(truth) - 1
+    # The camera waits for the detector before playing, and the detector processes the first
+    # frame it gets: the first record is frame 0.  A loaded camera may publish a little late,
+    # so each record is compared with its estimated frame and the two next to it.
+    estimates = np.round((stamps - stamps[0]) * fps).astype(int)
     found = total = agree = 0
-    for record, index in zip(records, indices):
-        if not 0 <= index < len(truth):
+    for record, estimate in zip(records, estimates):
+        best = None
+        for index in (estimate, estimate - 1, estimate + 1):
+            if 0 <= index < len(truth):
+                matches = _match_faces(truth[index], record['detections'], iou_threshold)
+                if best is None or len(matches) > len(best[1]):
+                    best = (truth[index], matches)
+        if best is None:
             continue
-        for face in truth[index]:
-            total += 1
-            best, best_iou = None, 0.0
-            for d in record['detections']:
-                ix = max(0.0, min(face['x'] + face['width'], d['x'] + d['width'])
-                         - max(face['x'], d['x']))
-                iy = max(0.0, min(face['y'] + face['height'], d['y'] + d['height'])
-                         - max(face['y'], d['y']))
-                inter = ix * iy
-                iou = inter / (face['width'] * face['height'] + d['width'] * d['height'] - inter)
-                if iou > best_iou:
-                    best, best_iou = d, iou
-            if best is not None and best_iou >= iou_threshold:
-                found += 1
-                agree += best['label'] == face['label']
+        total += len(best[0])
+        found += len(best[1])
+        agree += sum(face['label'] == detection['label'] for face, detection in best[1])
     return {'true_faces': total, 'found': found, 'label_agrees': agree}
 
 
@@ -373,10 +388,11 @@ def run(args):
                            params=_detector_params(args.detector_param),
                            remaps={'image': 'image_raw'})
     recorder = NodeProcess('demo_recorder', env, log_dir, params={
-        'output_dir': str(out.resolve()), 'video_fps': float(fps), 'idle_timeout': 3.0})
+        'output_dir': str(out.resolve()), 'video_fps': float(fps), 'idle_timeout': 2.0})
     camera = NodeProcess('camera_node', env, log_dir, params=camera_params)
     watcher = None
     started = time.monotonic()
+    played_to_end = False
     try:
         detector.start()
         recorder.start()
@@ -394,13 +410,14 @@ def run(args):
                                 f'{camera.log_tail()}')
             if code != 0:
                 raise DemoError(f'camera_node failed (exit code {code}):\n{camera.log_tail()}')
+            played_to_end = True
         else:
             print('[demo] live: press Ctrl-C to stop' + (
                 f' (stopping after {args.duration:g} s)' if args.duration else ''))
             code = camera.wait(args.duration) if args.duration else camera.wait(None)
             if code not in (None, 0):
                 raise DemoError(f'camera_node failed (exit code {code}):\n{camera.log_tail()}')
-        # The recorder ends by itself 3 s after the last message: the detector's last results.
+        # The recorder ends by itself 2 s after the last message: the detector's last results.
         if recorder.wait(30.0) is None:
             print('[demo] recorder still busy 30 s after the camera ended: stopping it',
                   file=sys.stderr)
@@ -412,10 +429,11 @@ def run(args):
         # Camera first (no new frames), then the recorder (writes its files), then the detector.
         codes = {p.name: p.stop(args.stop_timeout) for p in (camera, recorder, detector)}
     wall = time.monotonic() - started
-    return report(out, video, detector, codes, wall)
+    return report(out, video if played_to_end else None, detector, codes, wall)
 
 
 def report(out, video, detector, codes, wall):
+    """Print the table; ``video`` is None for a camera or a video not played to the end."""
     summary_path = out / 'summary.json'
     if not summary_path.is_file():
         raise DemoError(f'demo_recorder wrote no {summary_path} (exit codes {codes}):\n'
@@ -424,7 +442,7 @@ def report(out, video, detector, codes, wall):
     records = read_records(out / 'detections.jsonl')
     counts = detector_counts(summary.get('detector_diagnostics'))
     dropped = counts.get('dropped')
-    extra = {'video_frames': video.frame_count if video else 'live',
+    extra = {'video_frames': video.frame_count if video else 'n/a',
              'dropped': dropped if dropped is not None else 'n/a'}
     if video is not None and dropped is not None:
         # Frames the detector never saw: sent before DDS matched the two, or lost in transport.

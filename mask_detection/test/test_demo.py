@@ -144,6 +144,28 @@ def test_recorder_records_every_field_and_keeps_a_bounded_contact_sheet():
     assert sheet.kept[0][0] == 0 and sheet.kept[-1][0] >= 1000 - sheet.stride
 
 
+def test_truth_agreement_matches_records_to_frames_by_stamp(short_video):
+    from training.demo import truth_agreement
+    truth = json.loads(short_video.truth_path.read_text())['faces']
+    start = 1000.0
+
+    def record(index, faces, label_flip=False, shift=0):
+        seconds = start + index / SHORT.fps
+        return {'stamp': {'sec': int(seconds), 'nanosec': int(round(seconds % 1 * 1e9))},
+                'detections': [{'x': f['x'] + shift, 'y': f['y'], 'width': f['width'],
+                                'height': f['height'], 'label': 1 - f['label'] if label_flip
+                                else f['label']} for f in faces]}
+    # Every second frame processed (the rest dropped), detections = the true faces.
+    records = [record(i, truth[i]) for i in range(0, len(truth), 2)]
+    expected = sum(len(truth[i]) for i in range(0, len(truth), 2))
+    assert truth_agreement(records, short_video.truth_path) == {
+        'true_faces': expected, 'found': expected, 'label_agrees': expected}
+    flipped = [record(i, truth[i], label_flip=True) for i in range(len(truth))]
+    assert truth_agreement(flipped, short_video.truth_path)['label_agrees'] == 0
+    elsewhere = [record(i, truth[i], shift=2000) for i in range(len(truth))]
+    assert truth_agreement(elsewhere, short_video.truth_path)['found'] == 0
+
+
 def _run_demo(args, env_extra=None, timeout=240):
     env = dict(os.environ)
     env.update(env_extra or {})
