@@ -372,6 +372,8 @@ class DetectorNode(Node):
         detections, events = result.detections, []
         if tracker is not None:
             stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+            if not stamp:       # an unstamped image: track on the arrival time instead
+                stamp = self.get_clock().now().nanoseconds * 1e-9
             tracked = tracker.update(detections, stamp)
             detections, events = tracked.detections, tracked.events
 

@@ -13,6 +13,8 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from graph_utils import GraphClient, NodeProcess, write_video
 import numpy as np
 import pytest
+import rclpy
+from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 import skimage.data
@@ -21,7 +23,7 @@ import torch
 from mask_detection import classifier
 from mask_detection import detector_node
 from mask_detection.pipeline import MaskDetectionPipeline, PipelineConfig
-from mask_detection_msgs.msg import MaskDetection, MaskDetectionArray
+from mask_detection_msgs.msg import MaskDetection, MaskDetectionArray, VisitorEvent
 
 ASTRONAUT = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -113,6 +115,42 @@ def test_rebuilding_reuses_the_parts_that_did_not_change(model_path):
                                      detector)
 
 
+@pytest.fixture
+def node_in_process(model_path):
+    """Build a DetectorNode in this process (own context and domain), not spinning."""
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=ros_domain_id())
+    node = detector_node.DetectorNode(context=context, parameter_overrides=[
+        Parameter('model_path', value=str(model_path)), Parameter('face_detector', value='haar')])
+    yield node
+    node.stop()
+    node.destroy_node()
+    rclpy.try_shutdown(context=context)
+
+
+def test_diagnostic_levels(node_in_process):
+    now = time.monotonic()
+    status = node_in_process.diagnostic_status
+
+    def window(**fields):
+        return detector_node.WindowStats(**{'received': 30, 'processed': 10, **fields})
+
+    behind = status(window(dropped=20, processing_ms_sum=950.0), 1.0, now, now - 0.1)
+    assert behind.level == DiagnosticStatus.WARN and 'falling behind' in behind.message
+    # The same drops with an idle worker come from max_rate_hz, not from falling behind.
+    limited = status(window(dropped=20, processing_ms_sum=100.0), 1.0, now, now - 0.1)
+    assert limited.level == DiagnosticStatus.OK, limited.message
+    bad = status(window(bad_frames=2, processing_ms_sum=100.0), 1.0, now, now - 0.1)
+    assert bad.level == DiagnosticStatus.WARN and '2 bad frame' in bad.message
+    silent = status(window(), 1.0, now, now - 6.0)      # no_image_timeout: 5 s
+    assert silent.level == DiagnosticStatus.ERROR and 'no image on /image' in silent.message
+    values = {kv.key: kv.value for kv in limited.values}
+    assert values['processing_ms_mean'] == '10.00'
+    assert values['input_rate_hz'] == '30.00' and values['dropped_frames'] == '20'
+    assert values['face_detector'] == 'haar'
+    assert values['model'] == str(node_in_process.pipeline.classifier.model_path)
+
+
 # ---- graph tests ------------------------------------------------------------------------
 
 def _stamp(header):
@@ -162,14 +200,16 @@ def test_camera_to_detector_end_to_end(tmp_path, model_path, expected_detections
         arrays = client.collect(MaskDetectionArray, 'detections', RELIABLE)
         annotated = client.collect(Image, 'annotated_image', RELIABLE)
         diagnostics = client.collect(DiagnosticArray, '/diagnostics', RELIABLE)
+        events = client.collect(VisitorEvent, 'visitor_events', RELIABLE)
         with NodeProcess('detector_node', domain, tmp_path,
                          params={'model_path': str(model_path)},
                          remaps={'image': 'image_raw'}) as detector, \
                 NodeProcess('camera_node', domain, tmp_path, params={
                     'source': str(video), 'fps': 10.0, 'loop': True,
                     'frame_id': 'astronaut_camera'}) as camera:
-            assert client.spin_until(lambda: len(arrays) >= 3 and annotated and diagnostics,
-                                     timeout=40), detector.log() + camera.log()
+            assert client.spin_until(
+                lambda: len(arrays) >= 4 and annotated and diagnostics and events,
+                timeout=40), detector.log() + camera.log()
             assert camera.stop() == 0, camera.log()
             assert detector.stop() == 0, detector.log()
 
@@ -187,6 +227,13 @@ def test_camera_to_detector_end_to_end(tmp_path, model_path, expected_detections
             _assert_box_close(detection, expected)
             assert 0.0 <= detection.mask_probability <= 1.0
     assert checked >= 1
+    # Tracking (on by default): one track, announced once it has min_hits (3) detections.
+    assert {msg.detections[0].track_id for msg in arrays} == {1}
+    appeared = events[0]
+    assert (appeared.event, appeared.track_id) == (VisitorEvent.VISITOR_APPEARED, 1)
+    assert appeared.header.frame_id == 'astronaut_camera'
+    assert _stamp(appeared.header) in {_stamp(msg.header) for msg in arrays}
+    _assert_box_close(appeared, expected_detections[0])
 
     picture = annotated[-1]
     assert picture.header.frame_id == 'astronaut_camera'
