@@ -1,4 +1,7 @@
 """camera_node: source parsing, and the installed node on a real DDS graph."""
+import functools
+import http.server
+import threading
 import time
 
 from conftest import ros_domain_id
@@ -100,6 +103,57 @@ def test_missing_camera_is_retried_with_backoff(tmp_path):
         assert 3 <= attempts <= 6, f'not a backoff ({attempts} attempts):\n{camera.log()}'
         assert 'retrying in 0.8 s' in camera.log()
         assert camera.stop() == 0, camera.log()
+
+
+class _VideoServer:
+    """Serve a directory over HTTP on a fixed local port; can be stopped and restarted."""
+
+    def __init__(self, directory):
+        self.handler = functools.partial(http.server.SimpleHTTPRequestHandler,
+                                         directory=str(directory))
+        self.handler.log_message = lambda *args: None
+        self.port = None
+        self.server = None
+
+    def start(self):
+        self.server = http.server.ThreadingHTTPServer(('127.0.0.1', self.port or 0),
+                                                      self.handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+
+@pytest.mark.graph
+def test_lost_stream_is_reconnected(astronaut_video, tmp_path):
+    """A stream that ends or whose server goes away (an unplugged camera) is reopened."""
+    server = _VideoServer(astronaut_video.parent)
+    server.start()
+    domain = ros_domain_id()
+    try:
+        with GraphClient(domain) as client:
+            images = client.collect(Image, 'image_raw', RELIABLE)
+            with NodeProcess('camera_node', domain, tmp_path, params={
+                    'source': f'http://127.0.0.1:{server.port}/{astronaut_video.name}',
+                    'reconnect_interval': 0.2}) as camera:
+                # The 20-frame stream ends after each pass: lost, then reopened.
+                assert client.spin_until(
+                    lambda: images and camera.count('opened') >= 2, timeout=20), camera.log()
+                assert 'lost source' in camera.log()
+                server.stop()
+                assert camera.wait_for_log('cannot open source', timeout=15, count=2), \
+                    camera.log()
+                assert camera.running
+                server.start()
+                images.clear()
+                assert client.spin_until(lambda: images, timeout=20), camera.log()
+                assert camera.stop() == 0, camera.log()
+    finally:
+        server.stop()
 
 
 @pytest.mark.graph
