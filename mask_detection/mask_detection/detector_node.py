@@ -319,12 +319,13 @@ class DetectorNode(Node):
             'parameters changed: ' + ', '.join(f'{p.name}={p.value!r}' for p in parameters))
         return SetParametersResult(successful=True)
 
+    def _model_in_use(self):
+        return str(self.pipeline.classifier.model_path)
+
     def _pipeline_summary(self):
         values = self._values()
-        backend = faces.resolve_detector_name(values['face_detector'])
-        model = getattr(getattr(self.pipeline, 'classifier', None), 'model_path', None)
-        return (f'face detector {backend}, model {model or values["model_path"] or "shipped"}, '
-                f'device {values["device"]}, tracking '
+        return (f'face detector {faces.resolve_detector_name(values["face_detector"])}, '
+                f'model {self._model_in_use()}, device {values["device"]}, tracking '
                 f'{"on" if self.tracker is not None else "off"}')
 
     # ---- frames --------------------------------------------------------------------------
@@ -463,8 +464,7 @@ class DetectorNode(Node):
             'bad_frames_total': str(self.bad_frames_total),
             'faces_per_frame': f'{window.faces / processed:.2f}',
             'face_detector': faces.resolve_detector_name(values['face_detector']),
-            'model': str(getattr(getattr(self.pipeline, 'classifier', None), 'model_path', '')
-                         or values['model_path']),
+            'model': self._model_in_use(),
             'device': str(values['device']),
             'tracking': 'on' if self.tracker is not None else 'off',
             'max_rate_hz': f'{values["max_rate_hz"]:g}',
