@@ -14,6 +14,7 @@ from graph_utils import GraphClient, NodeProcess, write_video
 import numpy as np
 import pytest
 import rclpy
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
@@ -149,6 +150,32 @@ def test_diagnostic_levels(node_in_process):
     assert values['input_rate_hz'] == '30.00' and values['dropped_frames'] == '20'
     assert values['face_detector'] == 'haar'
     assert values['model'] == str(node_in_process.pipeline.classifier.model_path)
+
+
+def test_annotated_image_is_drawn_only_while_subscribed(node_in_process):
+    node = node_in_process
+    frame = _image_msg(ASTRONAUT, frame_id='annotated_test', stamp=(5, 0))
+    node._process(frame, time.monotonic())
+    assert 'draw' not in node.window.stage_ms, 'drew an image that nobody asked for'
+
+    viewer = rclpy.create_node('viewer', context=node.context)
+    received = []
+    viewer.create_subscription(Image, 'annotated_image', received.append, RELIABLE)
+    executor = SingleThreadedExecutor(context=node.context)
+    executor.add_node(viewer)
+    try:
+        deadline = time.monotonic() + 10
+        while node.annotated_pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.05)
+        node._process(frame, time.monotonic())
+        while not received and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.05)
+    finally:
+        executor.shutdown()
+        viewer.destroy_node()
+    assert 'draw' in node.window.stage_ms
+    assert received and received[0].header.frame_id == 'annotated_test'
+    assert (received[0].width, received[0].height, received[0].encoding) == (512, 512, 'bgr8')
 
 
 # ---- graph tests ------------------------------------------------------------------------
