@@ -1,13 +1,14 @@
 """Measure face detectors: recall per face-size bucket on a VOC set, and ms per frame.
 
     scripts/in_env.sh python -m training.detector_benchmark \
-        --detector centerface --scales 0.5 0.75 1.0 --thresholds 0.5
+        --detector centerface --scales 0.5 0.6 0.75 --thresholds 0.35 0.5
+    taskset -c 0,1 python -m training.detector_benchmark --no-dataset --threads 2 ...
 
 Recall: a ground-truth face counts as found when a detection overlaps it at IoU >= 0.3 (each
 detection matches at most one face).  Buckets by the box's short side: <24, 24-48, >=48 px.
 Precision: matched / all detections, and among detections >= 24 px (many small "false"
 detections are unlabelled real faces).  Timing: median and minimum ms per 640x480 frame
-(the astronaut photo, resized) after a warm-up.
+(the astronaut photo, resized), detectors timed in interleaved rounds after a warm-up.
 """
 import argparse
 from pathlib import Path
@@ -104,39 +105,56 @@ def evaluate(detector, data: Path, min_iou: float = 0.3, limit: int = 0):
             elapsed / max(count, 1) * 1000)
 
 
-def frame_ms(detector, repeats: int):
-    """Return (median, min) ms per 640x480 frame (the astronaut photo) after a warm-up.
+def test_frame(path=None, size=(640, 480)) -> np.ndarray:
+    """Return the timing frame: an image file, or the astronaut photo, resized to `size`."""
+    if path:
+        image = cv2.imread(str(path))
+        if image is None:
+            raise SystemExit(f'cannot read the image {path}')
+    else:
+        import skimage.data
+        image = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
+    return cv2.resize(image, size)
 
-    The machine is shared: the minimum is the least disturbed run, the median the typical.
+
+def frame_times(detectors: dict, frame: np.ndarray, repeats: int) -> dict:
+    """Return {name: (median, min) ms per frame}, timing the detectors in interleaved rounds.
+
+    Interleaving spreads load from other processes over all detectors alike; the minimum is
+    the least disturbed run, the median the typical one.
     """
-    import skimage.data
-    frame = cv2.resize(cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR), (640, 480))
-    for _ in range(3):
-        detector.detect(frame)
-    times = []
+    times = {name: [] for name in detectors}
+    for detector in detectors.values():
+        for _ in range(3):
+            detector.detect(frame)
     for _ in range(repeats):
-        start = time.perf_counter()
-        detector.detect(frame)
-        times.append((time.perf_counter() - start) * 1000)
-    return float(np.median(times)), float(np.min(times))
+        for name, detector in detectors.items():
+            start = time.perf_counter()
+            detector.detect(frame)
+            times[name].append((time.perf_counter() - start) * 1000)
+    return {name: (float(np.median(t)), float(np.min(t))) for name, t in times.items()}
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--detector', default='centerface', choices=('haar', 'centerface'))
     parser.add_argument('--data', type=Path, default=DEFAULT_DATA)
-    parser.add_argument('--scales', type=float, nargs='+', default=[0.75])
-    parser.add_argument('--thresholds', type=float, nargs='+', default=[0.5],
+    parser.add_argument('--scales', type=float, nargs='+', default=[0.5])
+    parser.add_argument('--thresholds', type=float, nargs='+', default=[0.35],
                         help='CenterFace score thresholds (ignored for haar)')
     parser.add_argument('--min-neighbors', type=int, default=5, help='haar only')
     parser.add_argument('--min-size', type=int, default=24, help='haar only, px')
-    parser.add_argument('--repeats', type=int, default=50, help='timed 640x480 frames')
+    parser.add_argument('--repeats', type=int, default=50, help='timed frames per detector')
+    parser.add_argument('--frame', type=Path, help='image to time on (default: astronaut)')
+    parser.add_argument('--threads', type=int, default=0,
+                        help="cv2.setNumThreads (0 = leave OpenCV's default)")
     parser.add_argument('--no-dataset', action='store_true', help='only time 640x480 frames')
     args = parser.parse_args(argv)
     if not args.no_dataset and not (args.data / 'annotations').is_dir():
         parser.error(f'no VOC data set at {args.data} (pass --data or --no-dataset)')
-    print(f'{"detector":<34} {"ms/640x480 med/min":>18} {"ms/img":>7} {"prec":>5} {"p>=24":>5}  '
-          'recall all <24 / 24-48 / >=48  (with_mask; without_mask)')
+    if args.threads:
+        cv2.setNumThreads(args.threads)
+    detectors = {}
     thresholds = args.thresholds if args.detector == 'centerface' else [None]
     for scale in args.scales:
         for threshold in thresholds:
@@ -147,21 +165,25 @@ def main(argv=None):
             else:
                 settings = dict(scale=scale, score_threshold=threshold)
                 name = f'centerface scale {scale} thr {threshold}'
-            detector = create_face_detector(args.detector, **settings)
-            median, fastest = frame_ms(detector, args.repeats)
-            ms = f'{median:6.1f} / {fastest:6.1f}'
-            if args.no_dataset:
-                print(f'{name:<34} {ms:>18}', flush=True)
-                continue
-            table, precision, big_precision, ms_img = evaluate(detector, args.data)
+            detectors[name] = create_face_detector(args.detector, **settings)
+    timings = frame_times(detectors, test_frame(args.frame), args.repeats)
+    print(f'OpenCV {cv2.__version__}, {cv2.getNumThreads()} threads')
+    print(f'{"detector":<34} {"ms/640x480 med/min":>18} {"ms/img":>7} {"prec":>5} {"p>=24":>5}  '
+          'recall all <24 / 24-48 / >=48  (with_mask; without_mask)')
+    for name, detector in detectors.items():
+        ms = '{:6.1f} / {:6.1f}'.format(*timings[name])
+        if args.no_dataset:
+            print(f'{name:<34} {ms:>18}', flush=True)
+            continue
+        table, precision, big_precision, ms_img = evaluate(detector, args.data)
 
-            def row(key):
-                cells = table.get(key, {})
-                return ' / '.join(
-                    f'{100 * cells[b][0] / cells[b][1]:.0f}' if b in cells else '-'
-                    for _, _, b in BUCKETS)
-            print(f'{name:<34} {ms:>18} {ms_img:7.1f} {precision:5.2f} {big_precision:5.2f}  '
-                  f'{row("all")}  ({row("with_mask")}; {row("without_mask")})', flush=True)
+        def row(key):
+            cells = table.get(key, {})
+            return ' / '.join(
+                f'{100 * cells[b][0] / cells[b][1]:.0f}' if b in cells else '-'
+                for _, _, b in BUCKETS)
+        print(f'{name:<34} {ms:>18} {ms_img:7.1f} {precision:5.2f} {big_precision:5.2f}  '
+              f'{row("all")}  ({row("with_mask")}; {row("without_mask")})', flush=True)
 
 
 if __name__ == '__main__':

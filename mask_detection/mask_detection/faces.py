@@ -183,11 +183,11 @@ class CenterFaceSettings:
     """Settings of the CenterFace ONNX backend."""
 
     # Processing scale: the frame is resized by this factor before the network (0.5 = half).
-    # 0.6 with threshold 0.4 found 88% / 97% of the dev set's 24-48 / >=48 px faces at 1.35x
-    # the cost of half size (training/detector_benchmark.py).
-    scale: float = 0.6
+    # Half size with threshold 0.35 found 87% / 97% of the dev set's 24-48 / >=48 px faces
+    # (0.6 / 0.4: 88% / 97% at 1.35x the time; training/detector_benchmark.py).
+    scale: float = 0.5
     # Minimum heatmap score of a face, in [0, 1].
-    score_threshold: float = 0.4
+    score_threshold: float = 0.35
     # Boxes overlapping a better one by more than this IoU are dropped.
     nms_iou: float = 0.3
     # The network input's longer side is at most this (bounds the cost of 4K frames).

@@ -50,10 +50,10 @@ class PipelineConfig:
     # 'auto' (CenterFace when its model file is installed, else Haar), 'centerface', 'haar'.
     face_detector: str = 'auto'
     # Detector processing scale in (0, 1] (0.5 = half resolution); 0 = the detector's default
-    # (CenterFace 0.6, Haar 1.0).
+    # (CenterFace 0.5, Haar 1.0).
     detection_scale: float = 0.0
     # CenterFace: minimum face score in [0, 1], and NMS overlap.
-    face_score_threshold: float = 0.4
+    face_score_threshold: float = 0.35
     nms_iou: float = 0.3
     # Haar cascade: window step, neighbours, face size range in px (max 0 = no limit).
     haar_scale_factor: float = 1.1
