@@ -54,9 +54,11 @@ class ParameterSpec:
     low: object = None
     high: object = None
     read_only: bool = False
+    constraints: str = ''
 
     def descriptor(self):
-        descriptor = ParameterDescriptor(description=self.description, read_only=self.read_only)
+        descriptor = ParameterDescriptor(description=self.description, read_only=self.read_only,
+                                         additional_constraints=self.constraints)
         if self.low is None or isinstance(self.default, bool):
             return descriptor
         if isinstance(self.default, int):
@@ -123,7 +125,7 @@ def parameter_specs():
         ParameterSpec('qos_reliability', 'best_effort',
                       "Reliability of the image subscription: 'best_effort' (sensor data: "
                       "accepts reliable and best-effort publishers) or 'reliable'.",
-                      read_only=True),
+                      read_only=True, constraints="'best_effort' or 'reliable'"),
         ParameterSpec('max_rate_hz', 0.0, 'Process at most this many frames per second; '
                       '0 = as fast as frames arrive (only the newest frame is processed).',
                       0.0, 1000.0),
@@ -134,8 +136,10 @@ def parameter_specs():
     for spec in dataclasses.fields(PipelineConfig):
         description, low, high = PIPELINE_PARAMETERS.get(
             spec.name, (f'PipelineConfig.{spec.name} (see pipeline.py).', None, None))
+        constraints = ('one of ' + ', '.join(repr(name) for name in faces.DETECTOR_NAMES)
+                       if spec.name == 'face_detector' else '')
         specs.append(ParameterSpec(spec.name, getattr(defaults, spec.name), description,
-                                   low, high))
+                                   low, high, constraints=constraints))
     if tracking is not None:
         specs.append(ParameterSpec('tracking.enabled', True, 'Track faces across frames: '
                                    'stable track_id, smoothed labels, visitor_events.'))
