@@ -15,6 +15,7 @@ on the found faces (mask_weared_incorrect counts as no mask; UNKNOWN counts as w
 (unmatched detections fall in the bucket of their own short side), and frames per second.
 """
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 import sys
@@ -156,18 +157,21 @@ class ProductPipeline:
 
     name = 'mask_detection.pipeline.MaskDetectionPipeline'
 
-    def __init__(self, face_detector, model_path, device='cpu', num_threads=0):
+    def __init__(self, face_detector, model_path, device='cpu', num_threads=0, settings=None):
         from mask_detection.pipeline import MaskDetectionPipeline, PipelineConfig
-        config = PipelineConfig()
-        overrides = {'face_detector': face_detector, 'device': device,
-                     'num_threads': num_threads}
-        if model_path:
-            overrides['model_path'] = str(model_path)
-        for key, value in overrides.items():
-            if hasattr(config, key):
-                setattr(config, key, value)
-        self.config = config
-        self.pipeline = MaskDetectionPipeline(config)
+        fields = {f.name: f for f in dataclasses.fields(PipelineConfig)}
+        unknown = sorted(set(settings or {}) - set(fields))
+        if unknown:
+            raise ValueError(f'unknown pipeline setting(s) {", ".join(unknown)}; known: '
+                             f'{", ".join(sorted(fields))}')
+        chosen = {'face_detector': face_detector, 'device': device,
+                  'num_threads': num_threads, 'model_path': str(model_path or '')}
+        chosen = {k: v for k, v in chosen.items() if k in fields}
+        for key, text in (settings or {}).items():
+            default = getattr(PipelineConfig, key, None)
+            chosen[key] = type(default)(text) if default is not None else text
+        self.config = PipelineConfig(**chosen)
+        self.pipeline = MaskDetectionPipeline(self.config)
 
     def __call__(self, bgr):
         result = self.pipeline.process(bgr)
@@ -175,14 +179,16 @@ class ProductPipeline:
 
 
 def make_pipeline(face_detector, model_path=None, device='cpu', num_threads=0,
-                  use_product=True):
+                  use_product=True, settings=None):
     if use_product:
         try:
             import mask_detection.pipeline  # noqa: F401
         except ImportError:
             pass
         else:
-            return ProductPipeline(face_detector, model_path, device, num_threads)
+            return ProductPipeline(face_detector, model_path, device, num_threads, settings)
+    if settings:
+        raise ValueError('pipeline settings need mask_detection.pipeline (not with --direct)')
     return DirectPipeline(face_detector, model_path, device, num_threads)
 
 
@@ -205,7 +211,8 @@ def _finish(counts):
 
 
 def evaluate_detect(voc_dir, face_detector='auto', model_path=None, images=None, max_images=0,
-                    device='cpu', num_threads=0, use_product=True, progress=True):
+                    device='cpu', num_threads=0, use_product=True, progress=True,
+                    settings=None):
     """Run the pipeline on every image of a VOC folder; return the result dict."""
     voc_images = data_lib.read_voc_folder(voc_dir)
     if images is not None:
@@ -216,7 +223,8 @@ def evaluate_detect(voc_dir, face_detector='auto', model_path=None, images=None,
         voc_images = voc_images[:max_images]
     if not voc_images:
         raise data_lib.DataError(f'no annotated image selected in {voc_dir}')
-    pipeline = make_pipeline(face_detector, model_path, device, num_threads, use_product)
+    pipeline = make_pipeline(face_detector, model_path, device, num_threads, use_product,
+                             settings)
     pipeline(np.zeros((64, 64, 3), np.uint8))   # warm-up: networks created outside the timing
     classes = sorted({o.name for v in voc_images for o in v.objects})
     names = [b[0] for b in BUCKETS] + ['all']
@@ -257,7 +265,9 @@ def evaluate_detect(voc_dir, face_detector='auto', model_path=None, images=None,
         for entry in buckets[name]['classes'].values():
             del entry['precision'], entry['detections']
     model = getattr(pipeline, 'classifier', None)
+    config = getattr(pipeline, 'config', None)
     return {'fps': len(voc_images) / seconds if seconds else None,
+            'pipeline_config': dataclasses.asdict(config) if config is not None else None,
             'buckets': buckets,
             'n_images': len(voc_images), 'ms_per_frame': 1000.0 * seconds / len(voc_images),
             'face_detector': _detector_label(face_detector), 'pipeline': pipeline.name,
@@ -324,6 +334,8 @@ def parse_args(argv=None):
     detect.add_argument('--max-images', type=int, default=0)
     detect.add_argument('--device', default='cpu')
     detect.add_argument('--threads', type=int, default=0)
+    detect.add_argument('--setting', action='append', default=[], metavar='KEY=VALUE',
+                        help='a PipelineConfig field, e.g. min_face_size=16; repeatable')
     detect.add_argument('--direct', action='store_true',
                         help='faces + classifier directly, not MaskDetectionPipeline')
     detect.add_argument('--json', required=True, metavar='OUT')
@@ -331,6 +343,13 @@ def parse_args(argv=None):
     for sub in (classify, detect):
         sub.add_argument('--no-progress', action='store_true')
     return parser.parse_args(argv)
+
+
+def _key_value(text):
+    key, separator, value = text.partition('=')
+    if not separator or not key.strip():
+        raise SystemExit(f'error: --setting expects KEY=VALUE, got {text!r}')
+    return key.strip(), value.strip()
 
 
 def read_image_list(path):
@@ -356,9 +375,10 @@ def main(argv=None):
                 plot_confusion(result, args.png, Path(args.data).name)
         else:
             images = read_image_list(args.images) if args.images else None
+            settings = dict(_key_value(item) for item in args.setting)
             result = evaluate_detect(args.voc, args.face_detector, args.model, images,
                                      args.max_images, args.device, args.threads,
-                                     not args.direct, progress)
+                                     not args.direct, progress, settings)
             print_detect_table(result)
             png = Path(args.png) if args.png else Path(args.json).with_suffix('.png')
             plot_buckets(result, png, f'{Path(args.voc).name}: {result["face_detector"]}, '

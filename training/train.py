@@ -125,6 +125,9 @@ def parse_args(argv=None):
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--incorrect-as', choices=data_lib.INCORRECT_CHOICES, default='no_mask',
                         help='label of VOC mask_weared_incorrect boxes (default %(default)s)')
+    parser.add_argument('--incorrect-weight', type=float, default=3.0,
+                        help='sampling weight of mask_weared_incorrect boxes relative to '
+                             'their class (default %(default)s)')
     parser.add_argument('--face-detector', default='centerface',
                         help='detector boxing ImageFolder faces (default %(default)s)')
     parser.add_argument('--detector-scale', type=float, default=1.0,
@@ -198,7 +201,11 @@ def train(args):
     augment = None if args.no_augment else data_lib.AugmentConfig()
     dataset = AugmentedFaces(regions, preprocessing, augment, args.seed)
     counts = np.bincount([r.label for r in regions], minlength=2).astype(np.float64)
-    weights = torch.from_numpy(1.0 / counts[[r.label for r in regions]])
+    weights = 1.0 / counts[[r.label for r in regions]]
+    # Rare but decisive: masks worn under the nose (VOC mask_weared_incorrect).
+    weights[[s.voc_class == 'mask_weared_incorrect' for s in train_samples]] *= (
+        args.incorrect_weight)
+    weights = torch.from_numpy(weights)
     sampler = WeightedRandomSampler(weights, len(regions), replacement=True,
                                     generator=torch.Generator().manual_seed(args.seed))
     loader = DataLoader(dataset, batch_size=args.batch_size, sampler=sampler,
@@ -265,7 +272,7 @@ def train(args):
         'validation_faces': _class_counts(val_samples),
         'split': {'by': 'image content hash, per folder and majority label',
                   'val_fraction': args.val_fraction, 'seed': args.seed},
-        'incorrect_as': args.incorrect_as,
+        'incorrect_as': args.incorrect_as, 'incorrect_weight': args.incorrect_weight,
         'face_detector': None if args.no_detect else {'name': args.face_detector,
                                                       'scale': args.detector_scale},
         'augmentation': None if augment is None else asdict(augment),

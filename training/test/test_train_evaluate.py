@@ -182,3 +182,20 @@ def test_classify_shipped_model_on_shared_images(tmp_path):
     assert result['per_class']['mask']['recall'] > 0.8
     assert result['per_class']['no_mask']['recall'] > 0.8
     assert (MASK, NO_MASK) == (0, 1)
+
+
+@needs_centerface
+def test_detect_pipeline_settings(tiny_voc, random_model, tmp_path):
+    pytest.importorskip('mask_detection.pipeline', reason='pipeline.py not in this checkout yet')
+    result = evaluate.evaluate_detect(tiny_voc, 'centerface', random_model, max_images=1,
+                                      progress=False, settings={'min_face_size': '0',
+                                                                'unknown_threshold': '0.0'})
+    assert result['pipeline_config']['min_face_size'] == 0
+    # Nothing is UNKNOWN with these settings.
+    assert result['buckets']['all']['unknown_labels'] == 0
+    with pytest.raises(ValueError, match='unknown pipeline setting'):
+        evaluate.evaluate_detect(tiny_voc, 'centerface', random_model, progress=False,
+                                 settings={'no_such_thing': '1'})
+    assert evaluate.main(['detect', '--voc', str(tiny_voc), '--model', str(random_model),
+                          '--setting', 'min_face_size=abc', '--json',
+                          str(tmp_path / 'x.json'), '--no-progress']) == 2
