@@ -76,8 +76,8 @@ PIPELINE_PARAMETERS = {
     'face_detector': ("Face detector: 'centerface' (DNN), 'haar' (OpenCV cascade) or 'auto' "
                       '(CenterFace when its model file is installed, else Haar).', None, None),
     'detection_scale': ('Scale of the frame given to the face detector, in (0, 1] (0.5 = '
-                        'half size: faster, misses small faces); 0 = the detector default '
-                        '(CenterFace 0.6, Haar 1.0).', 0.0, 1.0),
+                        'half size: faster, misses small faces); 0 = the default scale of the '
+                        'detector in use.', 0.0, 1.0),
     'face_score_threshold': ('CenterFace: minimum face score.', 0.0, 1.0),
     'nms_iou': ('CenterFace: boxes overlapping a better one by more than this IoU are '
                 'dropped.', 0.01, 1.0),
