@@ -199,3 +199,16 @@ def test_detect_pipeline_settings(tiny_voc, random_model, tmp_path):
     assert evaluate.main(['detect', '--voc', str(tiny_voc), '--model', str(random_model),
                           '--setting', 'min_face_size=abc', '--json',
                           str(tmp_path / 'x.json'), '--no-progress']) == 2
+
+
+def test_robustness_report_on_tiny_voc(tiny_voc, random_model, tmp_path):
+    from training import robustness
+    out = tmp_path / 'robust.json'
+    assert robustness.main(['--model', str(random_model), '--data', str(tiny_voc),
+                            '--val-fraction', '0.5', '--json', str(out),
+                            '--no-progress']) == 0
+    result = json.loads(out.read_text())
+    assert set(result['perturbations']) == set(robustness.PERTURBATIONS)
+    assert result['n_validation_faces'] >= 1
+    for entry in result['perturbations'].values():
+        assert 0.0 <= entry['accuracy'] <= 1.0
