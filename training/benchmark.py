@@ -363,12 +363,35 @@ class Measurement:
         return row
 
 
-def set_threads(count):
-    """Set OpenCV's and torch's intra-op thread counts (count = 0: all cores)."""
-    count = count or os.cpu_count() or 1
-    cv2.setNumThreads(count)
-    torch.set_num_threads(count)
-    return count
+def parse_threads(text):
+    """Return a thread setting from '1', 'all' (or '0'), or 'CV,TORCH' such as 'all,1'.
+
+    The setting is (label, OpenCV threads, torch threads), 0 meaning all cores.
+    """
+    parts = [p.strip().lower() for p in str(text).split(',')]
+    try:
+        counts = [0 if p in ('all', '0') else int(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"threads must be 'N', 'all' or 'CV,TORCH' (e.g. 'all,1'), got {text!r}") from None
+    if len(counts) not in (1, 2) or any(c < 0 for c in counts):
+        raise argparse.ArgumentTypeError(f'bad thread setting {text!r}')
+    cv_threads, torch_threads = counts * 2 if len(counts) == 1 else counts
+    if cv_threads == torch_threads:
+        label = 'all' if cv_threads == 0 else str(cv_threads)
+    else:
+        label = (f'cv2 {"all" if cv_threads == 0 else cv_threads}, '
+                 f'torch {"all" if torch_threads == 0 else torch_threads}')
+    return label, cv_threads, torch_threads
+
+
+def set_threads(cv_threads, torch_threads):
+    """Set OpenCV's and torch's intra-op thread counts (0 = all cores); return them."""
+    cores = os.cpu_count() or 1
+    cv_threads, torch_threads = cv_threads or cores, torch_threads or cores
+    cv2.setNumThreads(cv_threads)
+    torch.set_num_threads(torch_threads)
+    return cv_threads, torch_threads
 
 
 def measure(systems, messages, rounds, warmup=3):
@@ -396,7 +419,7 @@ def load_average():
         return []
 
 
-def run_pipeline_benchmark(frames, rounds=3, threads=(1, 0), model_path=None,
+def run_pipeline_benchmark(frames, rounds=3, threads=('1', 'all'), model_path=None,
                            detectors=('haar', 'centerface'), annotate_row=True, scales=(),
                            out=print):
     """Measure all systems with each thread setting; print tables; return the report dict."""
@@ -412,16 +435,17 @@ def run_pipeline_benchmark(frames, rounds=3, threads=(1, 0), model_path=None,
               'results': {}}
     for note in notes:
         out(f'note: {note}')
-    for count in threads:
-        used = set_threads(count)
-        label = 'all' if count == 0 else str(count)
+    for setting in threads:
+        label, cv_threads, torch_threads = parse_threads(setting)
+        used = set_threads(cv_threads, torch_threads)
         measurements = measure(systems, messages, rounds)
         rows = {name: m.summary() for name, m in measurements.items()}
         naive_fps = rows[systems[0].name]['fps']
         for row in rows.values():
             row['ratio'] = row['fps'] / naive_fps if naive_fps else 0.0
-        report['results'][label] = {'threads': used, 'systems': rows}
-        out(format_table(rows, f'threads: {label} ({used})'))
+        report['results'][label] = {'cv2_threads': used[0], 'torch_threads': used[1],
+                                    'systems': rows}
+        out(format_table(rows, f'threads: {label} (cv2 {used[0]}, torch {used[1]})'))
     report['load_average_after'] = load_average()
     all_rows = report['results'].get('all', next(iter(report['results'].values())))['systems']
     report['naive_fps'] = all_rows['(a) naive']['fps']
@@ -462,12 +486,13 @@ def format_table(rows, title):
 def pipeline_main(args):
     frames, source = load_frames(args.images, args.size, args.frames)
     print(f'frames: {source}; {args.rounds} interleaved rounds per thread setting')
-    threads = [1, 0] if args.threads == 'both' else [int(args.threads)]
+    threads = [t for spec in args.threads for t in (('1', 'all') if spec == 'both' else (spec,))]
     report = run_pipeline_benchmark(frames, args.rounds, threads, args.model,
                                     tuple(args.detectors), not args.no_draw_row,
                                     tuple(args.scales))
     report['frames_source'] = source
-    label = 'all threads' if 'all' in report['results'] else f'{args.threads} thread(s)'
+    label = ('all threads' if 'all' in report['results']
+             else f'threads {next(iter(report["results"]))}')
     print(f'default {report["default_fps"]:.1f} fps, naive {report["naive_fps"]:.1f} fps, '
           f'ratio {report["ratio"]:.2f} ({label})')
     if args.json:
@@ -475,6 +500,12 @@ def pipeline_main(args):
         Path(args.json).write_text(json.dumps(report, indent=2, sort_keys=True) + '\n')
         print(f'wrote {args.json}')
     return 0
+
+
+def _thread_spec(text):
+    if text != 'both':
+        parse_threads(text)
+    return text
 
 
 def build_parser():
@@ -487,7 +518,9 @@ def build_parser():
     pipe.add_argument('--size', type=parse_size, default=(640, 480), help='frame size WxH')
     pipe.add_argument('--frames', type=int, default=40, help='number of distinct frames')
     pipe.add_argument('--rounds', type=int, default=3, help='interleaved passes over the frames')
-    pipe.add_argument('--threads', default='both', help="'both' (1 and all), '1' or '0' (all)")
+    pipe.add_argument('--threads', nargs='+', default=['both'], type=_thread_spec,
+                      help="thread settings to run: 'both' (= 1 all), 'N', 'all', or "
+                           "'CV,TORCH' such as 'all,1' (default: both)")
     pipe.add_argument('--detectors', nargs='+', default=['haar', 'centerface'])
     pipe.add_argument('--scales', type=float, nargs='*', default=[],
                       help='extra rows: each detector at these detection scales')

@@ -125,3 +125,11 @@ def test_ros_benchmark_runs_a_short_graph(tmp_path, capsys, monkeypatch):
     assert run['latency_ms']['p50'] > 0
     assert run['annotated_received'] > 0
     assert run['cpu_percent']['detector_node'] > 0
+
+
+def test_thread_settings_parse():
+    assert benchmark.parse_threads('1') == ('1', 1, 1)
+    assert benchmark.parse_threads('all') == ('all', 0, 0)
+    assert benchmark.parse_threads('all,1') == ('cv2 all, torch 1', 0, 1)
+    with pytest.raises(Exception, match='threads'):
+        benchmark.parse_threads('many')
