@@ -50,8 +50,15 @@ def _detector_label(name):
 
 # ---- classify --------------------------------------------------------------------------------
 
+def _selected(paths, images):
+    if images is None:
+        return paths
+    wanted = {str(Path(i).resolve()) for i in images}
+    return [p for p in paths if str(p.resolve()) in wanted]
+
+
 def evaluate_classify(data_dir, model_path=None, detect=True, face_detector='auto',
-                      max_images=0, progress=True):
+                      max_images=0, progress=True, images=None):
     """Classify every image of an ImageFolder set; return the metrics dict."""
     data_dir = Path(data_dir)
     if data_lib.detect_layout(data_dir) != 'imagefolder':
@@ -63,7 +70,7 @@ def evaluate_classify(data_dir, model_path=None, detect=True, face_detector='aut
     detected = {'mask': 0, 'no_mask': 0}
     started = time.perf_counter()
     for class_name, label in data_lib.FOLDER_CLASSES.items():
-        paths = data_lib.list_images(data_dir / class_name)
+        paths = _selected(data_lib.list_images(data_dir / class_name), images)
         if max_images:
             paths = paths[:max_images]
         for path in data_lib._progress(paths, class_name, enabled=progress):
@@ -83,7 +90,8 @@ def evaluate_classify(data_dir, model_path=None, detect=True, face_detector='aut
             predictions.append(int(np.argmax(probability)))
             probabilities.append(float(probability[MASK]))
     if not labels:
-        raise data_lib.DataError(f'no images in {data_dir}/with_mask or without_mask')
+        raise data_lib.DataError(f'no (selected) images in {data_dir}/with_mask or '
+                                 'without_mask')
     result = classification_metrics(labels, predictions)
     result.update({
         'mode': 'largest detected face, whole image when none found' if detect
@@ -322,6 +330,8 @@ def parse_args(argv=None):
                           help='classify whole images instead of the largest detected face')
     classify.add_argument('--face-detector', default='auto')
     classify.add_argument('--max-images', type=int, default=0, help='per class; 0 = all')
+    classify.add_argument('--images', metavar='FILE',
+                          help='only these image paths (same formats as detect --images)')
     classify.add_argument('--json', required=True, metavar='OUT')
     classify.add_argument('--png', metavar='FILE', help='confusion matrix chart')
     detect = commands.add_parser('detect', help='the whole pipeline on a VOC folder')
@@ -368,8 +378,9 @@ def main(argv=None):
     progress = not args.no_progress
     try:
         if args.command == 'classify':
+            images = read_image_list(args.images) if args.images else None
             result = evaluate_classify(args.data, args.model, not args.no_detect,
-                                       args.face_detector, args.max_images, progress)
+                                       args.face_detector, args.max_images, progress, images)
             print_classify_summary(result)
             if args.png:
                 plot_confusion(result, args.png, Path(args.data).name)

@@ -212,3 +212,14 @@ def test_robustness_report_on_tiny_voc(tiny_voc, random_model, tmp_path):
     assert result['n_validation_faces'] >= 1
     for entry in result['perturbations'].values():
         assert 0.0 <= entry['accuracy'] <= 1.0
+
+
+def test_classify_selected_images(tiny_imagefolder, random_model, tmp_path):
+    listing = tmp_path / 'list.txt'
+    listing.write_text(f'{tiny_imagefolder}/with_mask/masked0.png\n'
+                       f'{tiny_imagefolder}/without_mask/face2.png\n')
+    result = evaluate.evaluate_classify(tiny_imagefolder, random_model, False,
+                                        images=evaluate.read_image_list(listing),
+                                        progress=False)
+    assert result['n'] == 2
+    assert result['per_class']['mask']['n'] == 1 and result['per_class']['no_mask']['n'] == 1
