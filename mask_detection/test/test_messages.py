@@ -5,12 +5,11 @@ import sys
 import textwrap
 import time
 
+from conftest import ros_domain_id
 import pytest
 
-from conftest import ros_domain_id
-
-rclpy = pytest.importorskip('rclpy', reason='rclpy is not importable: run inside scripts/in_env.sh')
-from mask_detection_msgs.msg import MaskDetection, MaskDetectionArray, VisitorEvent  # noqa: E402
+rclpy = pytest.importorskip('rclpy', reason='rclpy is not importable: use scripts/in_env.sh')
+from mask_detection_msgs.msg import MaskDetection, MaskDetectionArray, VisitorEvent  # noqa
 
 
 def test_label_constants_follow_the_original_convention():
@@ -32,7 +31,7 @@ def test_fields_and_types():
         'header', 'track_id', 'event', 'label', 'confidence', 'x', 'y', 'width', 'height'}
 
 
-PUBLISHER = textwrap.dedent('''
+PUBLISHER = textwrap.dedent("""
     import sys, time
     import rclpy
     from rclpy.node import Node
@@ -56,7 +55,7 @@ PUBLISHER = textwrap.dedent('''
         rclpy.spin_once(node, timeout_sec=0.05)
     node.destroy_node()
     rclpy.try_shutdown()
-''')
+""")
 
 
 @pytest.mark.graph
@@ -82,7 +81,8 @@ def test_detection_array_round_trip_between_processes():
         rclpy.try_shutdown(context=context)
         publisher.terminate()
         output = publisher.communicate(timeout=10)[0]
-    assert received, f'no MaskDetectionArray received in domain {domain}; publisher said:\n{output}'
+    assert received, \
+        f'no MaskDetectionArray received in domain {domain}; publisher said:\n{output}'
     msg = received[0]
     assert (msg.header.stamp.sec, msg.header.stamp.nanosec) == (1700000000, 123456789)
     assert msg.header.frame_id == 'camera_optical_frame'
