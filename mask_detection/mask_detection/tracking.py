@@ -61,9 +61,10 @@ class TrackerConfig:
         smoothing: weight of the newest frame in the moving average of P(mask) (1 = no
             smoothing). Below 1/3 a single frame can never flip a 0.6 / 0.4 hysteresis.
         smoothed_mask_threshold: the smoothed label becomes MASK when the average P(mask)
-            reaches this value.
-        smoothed_no_mask_threshold: ... and NO_MASK when it falls to this value; in between
-            the label keeps its previous value (UNKNOWN before the first decision).
+            reaches this value (hysteresis: between the two thresholds the label keeps its
+            previous value, UNKNOWN before the first decision).
+        smoothed_no_mask_threshold: the smoothed label becomes NO_MASK when the average
+            P(mask) falls to this value.
     """
 
     iou_threshold: float = 0.3

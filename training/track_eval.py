@@ -1,0 +1,385 @@
+"""Measure the tracker on moving-camera clips made from real photos: label flips and id switches.
+
+    scripts/in_env.sh python -m training.track_eval [--voc DIR] [--clips 16] [--frames 90] \
+        [--fps 15] [--sweep] [--json results.json]
+
+Each clip is a virtual camera moving over one photo of the detection dev set (pan, zoom in and
+out, or a fast sweep that throws faces out of the frame and back), rendered at 640x480 with
+camera shake and sensor noise, so its faces move with known boxes and labels (VOC
+``with_mask`` = MASK, ``without_mask`` = NO_MASK; ``mask_weared_incorrect`` counts for identity
+and flips only). Without the data set the clips pan/zoom over ``skimage.data.astronaut()``.
+
+Every frame goes through the real pipeline (face detector + classifier, once; the detections
+are cached) and then through `MaskTracker` configurations. Per ground-truth face:
+- flips/min: changes of the displayed label between MASK and NO_MASK (UNKNOWN frames skipped),
+  per minute of detected face time; "raw" is the per-frame label, no tracking or smoothing;
+- acc: share of detected frames (faces with a known label) whose label is right, and decided:
+  share whose label is not UNKNOWN;
+- id sw: changes of the track id on a face between frames where it is detected at most
+  2 s apart (a face that was out of view longer may come back as a new visitor);
+- appeared/face: VISITOR_APPEARED events of tracks on real faces per face; false appeared:
+  those of tracks that never covered a real face (detector false positives);
+- missed: faces detected in >= 10 frames whose track never announced itself.
+"""
+import argparse
+from dataclasses import asdict, dataclass, field, fields, replace
+import json
+import math
+import os
+from pathlib import Path
+import pickle
+import random
+import sys
+import time
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / 'mask_detection'))
+
+from mask_detection.pipeline import (  # noqa: E402
+    MaskDetectionPipeline, NO_MASK, PipelineConfig, UNKNOWN)
+from mask_detection.tracking import (  # noqa: E402
+    MASK_STATE_CHANGED, MaskTracker, TrackerConfig, VISITOR_APPEARED)
+from training.data import read_voc_folder, voc_label  # noqa: E402
+
+SHARED_DATA = Path(os.environ.get('MASK_DETECTION_SHARED_DATA', ROOT.parent / 'shared' / 'data'))
+DEFAULT_VOC = SHARED_DATA / 'facemask-detection-dev'
+FRAME_SIZE = (640, 480)
+CLIP_KINDS = ('pan', 'zoom', 'sweep')
+MATCH_IOU = 0.3
+# A face is scored in a frame when this much of its box is inside the frame.
+MIN_VISIBLE = 0.75
+# The astronaut's face in skimage.data.astronaut() (512x512), (x1, y1, x2, y2): no mask.
+ASTRONAUT_FACE = (165, 40, 245, 140)
+NAME_WIDTH = 34
+# A face seen again within this many seconds should keep its track id; after a longer gap
+# (it left the frame) a new id is no identity switch.
+REID_GAP = 2.0
+
+
+@dataclass
+class Face:
+    identity: int
+    label: object  # MASK, NO_MASK or None (worn incorrectly: identity and flips only)
+    box: tuple  # (x1, y1, x2, y2) in photo pixels
+
+
+@dataclass
+class Clip:
+    name: str
+    kind: str
+    faces: list
+    truth: list = field(default_factory=list)  # per frame: [(identity, label, box, scored)]
+    detections: list = field(default_factory=list)  # per frame: the pipeline's detections
+
+
+def load_photos(voc_dir, count, rng):
+    """Pick `count` photos with at least one face of >= 20 px, as (name, bgr, faces)."""
+    if voc_dir is None:
+        from skimage import data
+        bgr = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+        return [('astronaut', bgr, [Face(0, NO_MASK, ASTRONAUT_FACE)])] * count
+    candidates = []
+    for image in read_voc_folder(voc_dir):
+        faces = [Face(identity, voc_label(obj.name, incorrect_as='skip'),
+                      (obj.box[0], obj.box[1], obj.box[0] + obj.box[2], obj.box[1] + obj.box[3]))
+                 for identity, obj in enumerate(image.objects)]
+        if any(min(obj.box[2], obj.box[3]) >= 20 for obj in image.objects):
+            candidates.append((image.image_path, faces))
+    rng.shuffle(candidates)
+    photos = []
+    for image_path, faces in candidates[:count]:
+        bgr = cv2.imread(str(image_path))
+        if bgr is None:
+            raise SystemExit(f'cannot read {image_path}')
+        photos.append((image_path.stem, bgr, faces))
+    return photos
+
+
+def camera_path(kind, photo_size, faces, frames, rng):
+    """Return per frame (centre x, centre y, scale) of a virtual camera over the photo."""
+    photo_w, photo_h = photo_size
+    out_w, out_h = FRAME_SIZE
+    # Smallest scale at which the window still fits inside the photo.
+    fit = max(out_w / photo_w, out_h / photo_h)
+    sizes = sorted(min(f.box[2] - f.box[0], f.box[3] - f.box[1]) for f in faces)
+    biggest = max(sizes[-1], 1.0)
+    # Zoom so that the biggest face is 50-110 px on its short side, never below `fit`.
+    zoom = max(fit, rng.uniform(50.0, 110.0) / biggest)
+    zoom = min(zoom, max(fit, 6.0))
+    targets = [((f.box[0] + f.box[2]) / 2, (f.box[1] + f.box[3]) / 2) for f in faces]
+    steps = np.linspace(0.0, 1.0, frames)
+    if kind == 'pan':
+        start, end = rng.choice(targets), rng.choice(targets)
+        start = (start[0] - rng.uniform(0.2, 0.4) * out_w / zoom, start[1])
+        end = (end[0] + rng.uniform(0.2, 0.4) * out_w / zoom, end[1])
+        xs = start[0] + (end[0] - start[0]) * steps
+        ys = start[1] + (end[1] - start[1]) * steps
+        scales = np.full(frames, zoom)
+    elif kind == 'zoom':
+        centre = rng.choice(targets)
+        xs = np.full(frames, centre[0])
+        ys = np.full(frames, centre[1])
+        low = max(fit, zoom * 0.5)
+        scales = low + (zoom - low) * 0.5 * (1 - np.cos(2 * np.pi * steps * rng.uniform(1, 2)))
+    elif kind == 'sweep':
+        centre = rng.choice(targets)
+        periods = rng.uniform(1.0, 2.5)
+        # Peak speed of the faces in the frame: 0.3 to 1.2 face sizes per frame (at 1.2 the
+        # boxes of consecutive frames no longer overlap).
+        peak = rng.uniform(0.3, 1.2) * sizes[len(sizes) // 2] * zoom
+        amplitude = min(peak / (2 * np.pi * periods / frames), 0.9 * out_w) / zoom
+        xs = centre[0] + amplitude * np.sin(2 * np.pi * periods * steps)
+        ys = np.full(frames, centre[1]) + rng.uniform(-0.1, 0.1) * out_h / zoom
+        scales = np.full(frames, zoom)
+    else:
+        raise ValueError(f'unknown clip kind {kind!r}')
+    shake = np.array([rng.gauss(0.0, 1.5) for _ in range(2 * frames)]).reshape(frames, 2)
+    path = []
+    for x, y, scale, (dx, dy) in zip(xs, ys, scales, shake):
+        half_w, half_h = out_w / scale / 2, out_h / scale / 2
+        # Keep the window inside the photo (the fit scale guarantees that it can be).
+        x = min(max(x, half_w), photo_w - half_w) + dx / scale
+        y = min(max(y, half_h), photo_h - half_h) + dy / scale
+        path.append((x, y, scale))
+    return path
+
+
+def render_clip(name, kind, bgr, faces, frames, rng):
+    """Render a clip; return the Clip with per-frame ground truth and the frames."""
+    clip = Clip(name, kind, faces)
+    out_w, out_h = FRAME_SIZE
+    noise_rng = np.random.default_rng(rng.randrange(1 << 30))
+    images = []
+    for centre_x, centre_y, scale in camera_path(kind, bgr.shape[1::-1], faces, frames, rng):
+        offset_x = out_w / 2 - centre_x * scale
+        offset_y = out_h / 2 - centre_y * scale
+        matrix = np.array([[scale, 0.0, offset_x], [0.0, scale, offset_y]])
+        frame = cv2.warpAffine(bgr, matrix, FRAME_SIZE, flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REPLICATE)
+        noise = noise_rng.normal(0.0, 3.0, frame.shape)
+        images.append(np.clip(frame + noise, 0, 255).astype(np.uint8))
+        truth = []
+        for face in faces:
+            x1, y1, x2, y2 = (face.box[0] * scale + offset_x, face.box[1] * scale + offset_y,
+                              face.box[2] * scale + offset_x, face.box[3] * scale + offset_y)
+            area = max((x2 - x1) * (y2 - y1), 1e-9)
+            inside = (max(0.0, min(x2, out_w) - max(x1, 0.0))
+                      * max(0.0, min(y2, out_h) - max(y1, 0.0)))
+            if inside <= 0.0:
+                continue
+            scored = inside / area >= MIN_VISIBLE and min(x2 - x1, y2 - y1) >= 10
+            truth.append((face.identity, face.label, (x1, y1, x2, y2), scored))
+        clip.truth.append(truth)
+    return clip, images
+
+
+def match_truth(truth, detections):
+    """Match ground-truth faces to detections (IoU >= 0.3, greedy best first)."""
+    pairs = []
+    for t_index, (_, _, (x1, y1, x2, y2), _) in enumerate(truth):
+        for d_index, det in enumerate(detections):
+            width = min(x2, det.x + det.width) - max(x1, det.x)
+            height = min(y2, det.y + det.height) - max(y1, det.y)
+            if width <= 0 or height <= 0:
+                continue
+            inter = width * height
+            union = (x2 - x1) * (y2 - y1) + det.width * det.height - inter
+            if inter / union >= MATCH_IOU:
+                pairs.append((inter / union, t_index, d_index))
+    pairs.sort(reverse=True)
+    used_truth, used_det, matches = set(), set(), {}
+    for _, t_index, d_index in pairs:
+        if t_index not in used_truth and d_index not in used_det:
+            used_truth.add(t_index)
+            used_det.add(d_index)
+            matches[t_index] = d_index
+    return matches
+
+
+def count_flips(labels):
+    """Count MASK <-> NO_MASK changes in a label sequence, skipping UNKNOWN."""
+    flips, last = 0, None
+    for label in labels:
+        if label == UNKNOWN:
+            continue
+        if last is not None and label != last:
+            flips += 1
+        last = label
+    return flips
+
+
+def evaluate(clips, fps, config):
+    """Score one tracker configuration (None: raw per-frame labels) on the cached clips."""
+    totals = dict(face_frames=0, flips=0, labelled=0, correct=0, decided=0, id_switches=0,
+                  faces=0, appeared_true=0, appeared_false=0, missed=0, changes=0)
+    for clip in clips:
+        tracker = MaskTracker(config) if config is not None else None
+        per_face = {}  # identity -> list of (label, track id) in frames where it is detected
+        covered = set()  # track ids that covered a real face at least once
+        appeared = set()
+        for index, (truth, detections) in enumerate(zip(clip.truth, clip.detections)):
+            if tracker is not None:
+                result = tracker.update(detections, index / fps)
+                detections = result.detections
+                for event in result.events:
+                    if event.event == VISITOR_APPEARED:
+                        appeared.add(event.track_id)
+                    elif event.event == MASK_STATE_CHANGED:
+                        totals['changes'] += 1
+            for t_index, d_index in match_truth(truth, detections).items():
+                identity, label, _, scored = truth[t_index]
+                det = detections[d_index]
+                covered.add(det.track_id)
+                if not scored:
+                    continue
+                per_face.setdefault(identity, []).append((det.label, det.track_id, index))
+                totals['face_frames'] += 1
+                if det.label != UNKNOWN:
+                    totals['decided'] += 1
+                if label is not None:
+                    totals['labelled'] += 1
+                    totals['correct'] += int(det.label == label)
+        for history in per_face.values():
+            totals['faces'] += 1
+            totals['flips'] += count_flips([label for label, _, _ in history])
+            ids = [track_id for _, track_id, _ in history]
+            totals['id_switches'] += sum(
+                a[1] != b[1] and (b[2] - a[2]) / fps <= REID_GAP
+                for a, b in zip(history, history[1:]))
+            if tracker is not None and len(history) >= 10 and not appeared & set(ids):
+                totals['missed'] += 1
+        totals['appeared_true'] += len(appeared & covered)
+        totals['appeared_false'] += len(appeared - covered)
+    minutes = totals['face_frames'] / fps / 60.0
+    return dict(
+        totals,
+        flips_per_min=totals['flips'] / minutes if minutes else math.nan,
+        changes_per_min=totals['changes'] / minutes if minutes else math.nan,
+        accuracy=totals['correct'] / totals['labelled'] if totals['labelled'] else math.nan,
+        decided=totals['decided'] / totals['face_frames'] if totals['face_frames'] else math.nan,
+        appeared_per_face=totals['appeared_true'] / totals['faces'] if totals['faces'] else 0,
+        face_minutes=minutes)
+
+
+def configurations(sweep):
+    """Return [(name, TrackerConfig or None)]: raw, the defaults, and one-knob variants."""
+    default = TrackerConfig()
+    rows = [('raw per-frame labels (no tracker)', None), ('default', default)]
+    variants = [('smoothing', (1.0, 0.5, 0.2)), ('min_hits', (1, 2, 5)),
+                ('max_center_distance', (0.0, 1.0, 2.5)), ('max_missed_frames', (0, 5))]
+    if sweep:
+        variants += [('smoothing', (0.15, 0.25, 0.35)), ('iou_threshold', (0.1, 0.5)),
+                     ('leave_timeout', (0.5, 1.0, 4.0)), ('max_prediction_time', (0.0, 1.0)),
+                     ('min_hits', (4,)), ('max_size_ratio', (1.5, 3.0))]
+    for name, values in variants:
+        for value in values:
+            if value != getattr(default, name):
+                rows.append((f'{name}={value}', replace(default, **{name: value})))
+    if sweep:
+        rows.append(('no motion (iou only, no prediction)',
+                     replace(default, max_center_distance=0.0, max_prediction_time=0.0)))
+    return rows
+
+
+def format_table(rows):
+    header = (f'| {"tracker":<{NAME_WIDTH}} | flips/min | acc | decided | id sw | '
+              'appeared/face | false appeared | missed | changes/min |')
+    lines = [header, '|' + '---|' * 9]
+    for name, metrics in rows:
+        raw = name.startswith('raw')
+        lines.append(
+            f'| {name:<{NAME_WIDTH}} | {metrics["flips_per_min"]:9.2f} | '
+            f'{metrics["accuracy"]:.3f} | {metrics["decided"]:7.3f} | '
+            + (' - ' if raw else f'{metrics["id_switches"]:5d}') + ' | '
+            + ('-' if raw else f'{metrics["appeared_per_face"]:13.2f}') + ' | '
+            + ('-' if raw else f'{metrics["appeared_false"]:14d}') + ' | '
+            + ('-' if raw else f'{metrics["missed"]:6d}') + ' | '
+            + ('-' if raw else f'{metrics["changes_per_min"]:11.2f}') + ' |')
+    return '\n'.join(lines)
+
+
+def build_pipeline(args):
+    config = PipelineConfig()
+    overrides = {}
+    names = {spec.name for spec in fields(config)}
+    if args.model is not None:
+        overrides['model_path'] = str(args.model)
+    if args.detector is not None:
+        overrides['face_detector'] = args.detector
+    unknown = set(overrides) - names
+    if unknown:
+        raise SystemExit(f'PipelineConfig has no field(s) {sorted(unknown)}')
+    config = replace(config, **overrides)
+    return config, MaskDetectionPipeline(config)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--voc', type=Path, default=DEFAULT_VOC,
+                        help='VOC detection set (images/, annotations/); the astronaut photo '
+                             'is used when it does not exist (default: %(default)s)')
+    parser.add_argument('--clips', type=int, default=18, help='clips (one photo each)')
+    parser.add_argument('--frames', type=int, default=90, help='frames per clip')
+    parser.add_argument('--fps', type=float, default=15.0,
+                        help='frame rate the clips are stamped with (the detector rate)')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--model', type=Path, default=None,
+                        help='classifier model file (default: the pipeline default)')
+    parser.add_argument('--detector', default=None, help='face detector (default: pipeline)')
+    parser.add_argument('--sweep', action='store_true', help='also try more tracker settings')
+    parser.add_argument('--json', type=Path, default=None, help='write the results here')
+    parser.add_argument('--cache', type=Path, default=None,
+                        help='pickle of the clips and their detections: written after the '
+                             'pipeline ran, read instead of running it when it exists '
+                             '(only ever load a cache you wrote yourself)')
+    args = parser.parse_args(argv)
+    if args.clips < 1 or args.frames < 2 or not args.fps > 0:
+        parser.error('--clips must be >= 1, --frames >= 2 and --fps > 0')
+
+    rng = random.Random(args.seed)
+    voc = args.voc if args.voc.is_dir() else None
+    if voc is None:
+        print(f'{args.voc} not found: using skimage.data.astronaut()', file=sys.stderr)
+    if args.cache is not None and args.cache.exists():
+        with open(args.cache, 'rb') as stream:
+            pipeline_text, clips = pickle.load(stream)
+        print(f'{len(clips)} clips read from {args.cache}')
+    else:
+        pipeline_config, pipeline = build_pipeline(args)
+        pipeline_text = str(pipeline_config)
+        photos = load_photos(voc, args.clips, rng)
+        clips, started, frames = [], time.perf_counter(), 0
+        for index, (name, bgr, faces) in enumerate(photos):
+            kind = CLIP_KINDS[index % len(CLIP_KINDS)]
+            clip, images = render_clip(name, kind, bgr, faces, args.frames, rng)
+            clip.detections = [pipeline.process(image).detections for image in images]
+            frames += len(images)
+            clips.append(clip)
+        seconds = time.perf_counter() - started
+        print(f'{len(clips)} clips x {args.frames} frames from {voc or "astronaut"}; pipeline '
+              f'{1000 * seconds / frames:.0f} ms/frame (render included; shared machine: '
+              'noisy)')
+        if args.cache is not None:
+            with open(args.cache, 'wb') as stream:
+                pickle.dump((pipeline_text, clips), stream)
+    print(f'pipeline: {pipeline_text}')
+
+    rows = [(name, evaluate(clips, args.fps, config))
+            for name, config in configurations(args.sweep)]
+    print(f'\n{rows[1][1]["faces"]} faces, {rows[1][1]["face_minutes"]:.1f} face-minutes '
+          f'detected at {args.fps:g} fps; defaults: {TrackerConfig()}\n')
+    print(format_table(rows))
+    if args.json is not None:
+        args.json.write_text(json.dumps({
+            'settings': {key: str(value) for key, value in vars(args).items()},
+            'pipeline': pipeline_text,
+            'defaults': asdict(TrackerConfig()),
+            'rows': [{'tracker': name, **metrics} for name, metrics in rows]}, indent=2))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
