@@ -384,8 +384,15 @@ def run(args):
     fps = video.fps if video else 30.0
     print(f'[demo] ROS_DOMAIN_ID={domain}, outputs in {out}, logs in {log_dir}')
 
-    detector = NodeProcess('detector_node', env, log_dir,
-                           params=_detector_params(args.detector_param),
+    detector_params = {}
+    if video:
+        # A file: account for every frame.  The camera waits until its writer has matched the
+        # detector's reader, but the reader may match the writer a moment later; a best-effort
+        # reader loses the frames sent in between (0-4 seen here), a reliable one gets them
+        # repaired from the camera's queue.  Live cameras keep the sensor-data default.
+        detector_params['qos_reliability'] = 'reliable'
+    detector_params.update(_detector_params(args.detector_param))
+    detector = NodeProcess('detector_node', env, log_dir, params=detector_params,
                            remaps={'image': 'image_raw'})
     recorder = NodeProcess('demo_recorder', env, log_dir, params={
         'output_dir': str(out.resolve()), 'video_fps': float(fps), 'idle_timeout': 2.0})
