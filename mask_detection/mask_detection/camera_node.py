@@ -97,6 +97,9 @@ class CameraNode(Node):
             f'doubles per failed attempt up to {MAX_BACKOFF_FACTOR} times this.',
             float_range=(0.01, 3600.0)))
         self.add_on_set_parameters_callback(self._validate_parameters)
+        start_check = self._validate_parameters([self.get_parameter('frame_id')])
+        if not start_check.successful:
+            raise ValueError(start_check.reason)
 
         self.source = CaptureSource.parse(str(self.get_parameter('source').value))
         self.publisher = self.create_publisher(
@@ -277,8 +280,8 @@ def main(args=None):
             rclpy.spin_once(node, timeout_sec=0.1)
         exit_code = node.exit_code
     except (ValueError, ParameterException) as error:   # a bad parameter at start-up
-        rclpy.logging.get_logger('camera_node').fatal(str(error))
-        exit_code = 2
+        rclpy.logging.get_logger('camera_node').fatal(f'cannot start: {error}')
+        exit_code = 1
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception:

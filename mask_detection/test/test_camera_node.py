@@ -166,3 +166,17 @@ def test_undecodable_file_is_an_error_exit(tmp_path):
         exit_code = camera.wait(timeout=20)
     assert exit_code not in (0, None), camera.log()
     assert str(not_a_video) in camera.log()
+
+
+@pytest.mark.graph
+@pytest.mark.parametrize('params, expected', [
+    ({'source': ''}, 'source is empty'),
+    ({'frame_id': ''}, 'frame_id must not be empty'),
+    ({'width': -1}, 'width'),
+], ids=['empty source', 'empty frame_id', 'negative width'])
+def test_bad_parameters_exit_with_one_clear_error(tmp_path, params, expected):
+    with NodeProcess('camera_node', ros_domain_id(), tmp_path, params=params) as camera:
+        exit_code = camera.wait(timeout=20)
+    fatal = [line for line in camera.log().splitlines() if '[FATAL]' in line]
+    assert exit_code == 1 and len(fatal) == 1 and expected in fatal[0], camera.log()
+    assert 'Traceback' not in camera.log()

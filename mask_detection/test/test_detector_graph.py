@@ -234,9 +234,15 @@ def test_camera_to_detector_end_to_end(tmp_path, model_path, expected_detections
                 NodeProcess('camera_node', domain, tmp_path, params={
                     'source': str(video), 'fps': 10.0, 'loop': True,
                     'frame_id': 'astronaut_camera'}) as camera:
+            assert client.spin_until(lambda: arrays, timeout=40), detector.log() + camera.log()
+            # The visitor's one VISITOR_APPEARED may have gone out before this client's
+            # subscription matched: restart tracking (a run-time parameter) for a fresh one.
+            events.clear()
+            assert client.set_parameters('/detector_node', {'tracking.min_hits': 2})[0] \
+                .successful
             assert client.spin_until(
                 lambda: len(arrays) >= 4 and annotated and diagnostics and events,
-                timeout=40), detector.log() + camera.log()
+                timeout=30), detector.log() + camera.log()
             assert camera.stop() == 0, camera.log()
             assert detector.stop() == 0, detector.log()
 
@@ -254,7 +260,7 @@ def test_camera_to_detector_end_to_end(tmp_path, model_path, expected_detections
             _assert_box_close(detection, expected)
             assert 0.0 <= detection.mask_probability <= 1.0
     assert checked >= 1
-    # Tracking (on by default): one track, announced once it has min_hits (3) detections.
+    # Tracking (on by default): one track, announced once it has min_hits detections.
     assert {msg.detections[0].track_id for msg in arrays} == {1}
     appeared = events[0]
     assert (appeared.event, appeared.track_id) == (VisitorEvent.VISITOR_APPEARED, 1)
@@ -355,7 +361,7 @@ def test_parameters_are_validated_at_run_time_and_frames_are_dropped(tmp_path, m
 
             # 2 Hz while frames come at ~20 Hz: most frames are replaced before processing.
             publisher = client.publisher(Image, 'image', RELIABLE)
-            for index in range(30):
+            for index in range(40):
                 publisher.publish(_image_msg(ASTRONAUT, stamp=(100, index)))
                 client.spin_for(0.05)
             client.spin_for(1.0)
@@ -363,10 +369,14 @@ def test_parameters_are_validated_at_run_time_and_frames_are_dropped(tmp_path, m
             assert client.spin_until(lambda: diagnostics, timeout=5)
             assert detector.running, detector.log()
             assert detector.stop() == 0, detector.log()
+    # ~3 s at 2 Hz: at most 7 frames processed, out of ~40.
     assert 1 <= len(arrays) <= 8, f'max_rate_hz=2 not respected: {len(arrays)} arrays'
     values = {kv.key: kv.value for kv in diagnostics[-1].status[0].values}
-    assert int(values['dropped_frames_total']) >= 15, values
-    assert _stamp(arrays[-1].header) == (100, 29), 'the newest frame was not the one processed'
+    assert int(values['dropped_frames_total']) >= 20, values
+    stamps = [_stamp(msg.header) for msg in arrays]
+    assert stamps == sorted(set(stamps))
+    # Best effort may lose a frame or two; the last processed is one of the last published.
+    assert stamps[-1] >= (100, 36), f'the newest frame was not the one processed: {stamps}'
 
 
 @pytest.mark.graph
