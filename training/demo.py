@@ -387,9 +387,9 @@ def run(args):
     detector_params = {}
     if video:
         # A file: account for every frame.  The camera waits until its writer has matched the
-        # detector's reader, but the reader may match the writer a moment later; a best-effort
-        # reader loses the frames sent in between (0-4 seen here), a reliable one gets them
-        # repaired from the camera's queue.  Live cameras keep the sensor-data default.
+        # detector's reader, but the reader may match the writer a moment later and miss the
+        # first frames: 0-4 with best effort here, 0-1 with reliable (which repairs what was
+        # sent after the match).  Live cameras keep the sensor-data default.
         detector_params['qos_reliability'] = 'reliable'
     detector_params.update(_detector_params(args.detector_param))
     detector = NodeProcess('detector_node', env, log_dir, params=detector_params,

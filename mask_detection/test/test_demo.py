@@ -207,8 +207,10 @@ def test_make_demo_end_to_end_on_a_short_video(tmp_path):
     assert len(records) == summary['frames'] > 0
     stamps = [_stamp(r) for r in records]
     assert all(b > a for a, b in zip(stamps, stamps[1:])), 'one array per frame, in order'
-    # Every frame of the video was processed or counted as dropped (or bad) by the detector:
-    # the camera waits for the detector's subscription (wait_for_subscribers) before playing.
+    # Every frame of the video was processed or counted as dropped (or bad) by the detector,
+    # but for a frame or two at the start: the camera starts once its writer has matched the
+    # detector's reader (wait_for_subscribers), and the reader may match the writer a moment
+    # later; a volatile reader never gets what was sent before (seen: 0 or 1 frame).
     camera_log = (out / 'logs' / 'camera_node.log').read_text()
     assert f'({video_frames} frames)' in camera_log, camera_log
     dropped, bad = run['detector_dropped'], run['detector_bad']
@@ -217,7 +219,7 @@ def test_make_demo_end_to_end_on_a_short_video(tmp_path):
         assert len(records) == run['detector_received'] - dropped - bad, report
     unseen = video_frames - len(records) - dropped - bad
     assert unseen == run['unseen_by_detector']
-    assert unseen == 0, report
+    assert 0 <= unseen <= 2, report
 
     assert summary['faces'] > 0 and summary['frames_with_faces'] > 0.5 * len(records), report
     assert sum(summary['labels'].values()) == summary['faces']
