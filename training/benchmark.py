@@ -218,9 +218,17 @@ def _annotator():
     from mask_detection.drawing import draw_detections
     from mask_detection.image_codec import array_to_image_msg
 
+    try:
+        from sensor_msgs.msg import Image  # noqa: F401
+        with_ros = True
+    except ImportError:
+        with_ros = False
+
     def annotate(frame, detections, header):
         annotated = draw_detections(frame.copy(), detections)
-        return array_to_image_msg(annotated, 'bgr8', header=header)
+        # Without ROS, a plain object with the message's fields receives the image.
+        msg = None if with_ros else types.SimpleNamespace(header=header)
+        return array_to_image_msg(annotated, 'bgr8', msg=msg, header=header)
     return annotate
 
 
@@ -385,9 +393,17 @@ def parse_threads(text):
     return label, cv_threads, torch_threads
 
 
+def usable_cores():
+    """Return the number of CPU cores this process may run on (taskset / cgroup aware)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def set_threads(cv_threads, torch_threads):
     """Set OpenCV's and torch's intra-op thread counts (0 = all cores); return them."""
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     cv_threads, torch_threads = cv_threads or cores, torch_threads or cores
     cv2.setNumThreads(cv_threads)
     torch.set_num_threads(torch_threads)
@@ -430,7 +446,7 @@ def run_pipeline_benchmark(frames, rounds=3, threads=('1', 'all'), model_path=No
         notes.append(model_note)
     reader = next((s.reader_name for s in systems if hasattr(s, 'reader_name')), '')
     report = {'size': f'{frames[0].shape[1]}x{frames[0].shape[0]}', 'frames': len(frames),
-              'rounds': rounds, 'cpu_count': os.cpu_count(), 'model_path': str(model_path),
+              'rounds': rounds, 'cores': usable_cores(), 'model_path': str(model_path),
               'image_reader': reader, 'notes': notes, 'load_average_before': load_average(),
               'results': {}}
     for note in notes:
@@ -457,7 +473,7 @@ def run_pipeline_benchmark(frames, rounds=3, threads=('1', 'all'), model_path=No
         report['default_fps_1thread'] = one['systems']['(b) default']['fps']
         report['ratio_1thread'] = one['systems']['(b) default']['ratio']
     out(f'load average before {report["load_average_before"]}, '
-        f'after {report["load_average_after"]} ({os.cpu_count()} cores)')
+        f'after {report["load_average_after"]} ({usable_cores()} cores)')
     return report
 
 

@@ -415,10 +415,10 @@ def format_ros_table(results):
 
 
 def ros_main(args):
-    from training.benchmark import load_average
+    from training.benchmark import load_average, usable_cores
     log_dir = Path(args.log_dir or tempfile.mkdtemp(prefix='mask_ros_benchmark_'))
     log_dir.mkdir(parents=True, exist_ok=True)
-    print(f'logs in {log_dir}; load average {load_average()} ({os.cpu_count()} cores)')
+    print(f'logs in {log_dir}; load average {load_average()} ({usable_cores()} cores)')
     results = []
     for rate in args.rates:
         for annotated in ((False, True) if args.annotated == 'both'
