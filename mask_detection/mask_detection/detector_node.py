@@ -206,6 +206,8 @@ class LatestFrame:
 class ThrottledLog:
     """Log each distinct message at most once per ``period`` s, counting the repeats."""
 
+    MAX_MESSAGES = 256
+
     def __init__(self, log_function, period):
         self._log = log_function
         self._period = period
@@ -219,6 +221,9 @@ class ThrottledLog:
             return
         suffix = f' ({repeats} more in the last {now - last:.0f} s)' if repeats else ''
         self._log(message + suffix)
+        if len(self._last) >= self.MAX_MESSAGES:    # bounded memory for endless variants
+            self._last = {text: entry for text, entry in self._last.items()
+                          if now - entry[0] < self._period}
         self._last[message] = (now, 0)
 
 
