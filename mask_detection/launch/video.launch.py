@@ -59,6 +59,9 @@ def generate_launch_description():
         namespace=LaunchConfiguration('namespace'), output='screen',
         remappings=[('image', 'image_raw')],
         parameters=[LaunchConfiguration('params_file'), {
+            # Reliable for a file: a frame sent before the reader side matched is repaired,
+            # not lost (processing still takes only the newest frame).
+            'qos_reliability': 'reliable',
             'face_detector': ParameterValue(LaunchConfiguration('face_detector'),
                                             value_type=str),
             'model_path': ParameterValue(LaunchConfiguration('model_path'), value_type=str),
