@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 import types
+import warnings
 
 import cv2
 import numpy as np
@@ -497,6 +498,89 @@ def format_table(rows, title):
 
 
 # ---------------------------------------------------------------------------------------------
+# Variants: classifier execution options, CenterFace input size vs dev-set recall
+
+def classifier_variants(model):
+    """Return {name: module} of execution variants of a MaskNet with the same weights."""
+    variants = {'eager (NCHW)': model}
+    channels_last = type(model)(model.input_size, model.conv_channels)
+    channels_last.load_state_dict(model.state_dict())
+    variants['channels_last'] = channels_last.eval().to(memory_format=torch.channels_last)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter('ignore', DeprecationWarning)  # torch.jit is deprecated
+        variants['channels_last + jit.freeze'] = torch.jit.freeze(
+            torch.jit.script(variants['channels_last']))
+    return variants
+
+
+def classifier_main(args):
+    """Time the classifier's variants on the faces the default pipeline finds."""
+    from mask_detection.pipeline import MaskDetectionPipeline, PipelineConfig
+    frames, source = load_frames(args.images, args.size, args.frames)
+    model_path, note = resolve_model_path(args.model)
+    if note:
+        print(f'note: {note}')
+    pipeline = MaskDetectionPipeline(_with_model(PipelineConfig(), model_path))
+    classifier = pipeline.classifier
+    work = [(frame, pipeline.face_detector.detect(frame)) for frame in frames]
+    work = [(frame, boxes) for frame, boxes in work if boxes]
+    faces = sum(len(b) for _, b in work) / max(1, len(work))
+    print(f'frames: {source}; {len(work)} with faces, {faces:.2f} faces per frame; '
+          f'load average {load_average()}')
+    variants = classifier_variants(classifier.model)
+    batches = [torch.from_numpy(classifier.preprocess(f, b)) for f, b in work]
+    reference = [variants['eager (NCHW)'](b) for b in batches[:5]]
+    print(f'{"variant":<28} {"torch threads":>13} {"wall ms/frame":>13} {"cpu ms/frame":>12} '
+          f'{"max |logit diff|":>16}')
+    for threads in args.torch_threads:
+        torch.set_num_threads(threads)
+        timings = {name: [0.0, 0.0] for name in variants}
+        with torch.inference_mode():
+            for name, model in variants.items():
+                for batch in batches[:3]:
+                    model(batch)
+            for _ in range(args.rounds):
+                for name, model in variants.items():
+                    cpu, wall = time.process_time(), time.perf_counter()
+                    for batch in batches:
+                        model(batch)
+                    timings[name][0] += time.perf_counter() - wall
+                    timings[name][1] += time.process_time() - cpu
+            for name, model in variants.items():
+                diff = max(float((model(b) - r).abs().max()) for b, r in zip(batches, reference))
+                count = args.rounds * len(batches)
+                print(f'{name:<28} {threads:>13} {1000 * timings[name][0] / count:13.2f} '
+                      f'{1000 * timings[name][1] / count:12.2f} {diff:16.2e}')
+    return 0
+
+
+def scales_main(args):
+    """Print CenterFace's dev-set recall per face size for input scales and input-side caps."""
+    from training.detector_benchmark import BUCKETS, DEFAULT_DATA as VOC_DATA, evaluate
+    data = Path(args.data) if args.data else VOC_DATA
+    if not (data / 'annotations').is_dir():
+        print(f'no VOC data set at {data}', file=sys.stderr)
+        return 2
+    configs = [(f'scale {scale:g}', {'scale': scale}) for scale in args.scales]
+    configs += [(f'longer side <= {side} px', {'scale': 1.0, 'max_input_side': side})
+                for side in args.max_sides]
+    print(f'{data}: CenterFace score {args.threshold}, recall at IoU 0.3 per face size '
+          f'(short side); load average {load_average()}')
+    print(f'{"input":<24} ' + ' '.join(f'{label:>8}' for _, _, label in BUCKETS)
+          + f' {"precision":>9} {"640x480 ->":>11}')
+    for name, settings in configs:
+        detector = create_face_detector('centerface', score_threshold=args.threshold,
+                                        **settings)
+        table, precision, _, _ = evaluate(detector, data)
+        cells = table['all']
+        recall = ' '.join(f'{100.0 * cells[b][0] / cells[b][1]:7.1f}%' if b in cells
+                          else f'{"-":>8}' for _, _, b in BUCKETS)
+        in_w, in_h, pad_w, pad_h = detector.input_size(640, 480)
+        print(f'{name:<24} {recall} {precision:9.2f} {f"{pad_w}x{pad_h}":>11}', flush=True)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
 # Command line
 
 def pipeline_main(args):
@@ -545,6 +629,22 @@ def build_parser():
                       help='skip the default+draw row')
     pipe.add_argument('--json', help='write the results to this JSON file')
     pipe.set_defaults(func=pipeline_main)
+
+    cls = commands.add_parser('classifier', help='classifier execution variants (channels_last..)')
+    cls.add_argument('--images', help='folder of images (default: the detection dev set)')
+    cls.add_argument('--size', type=parse_size, default=(640, 480), help='frame size WxH')
+    cls.add_argument('--frames', type=int, default=40)
+    cls.add_argument('--rounds', type=int, default=3)
+    cls.add_argument('--torch-threads', type=int, nargs='+', default=[1, 2])
+    cls.add_argument('--model', help='classifier model file (default: the shipped one)')
+    cls.set_defaults(func=classifier_main)
+
+    scales = commands.add_parser('scales', help='CenterFace input size vs dev-set recall')
+    scales.add_argument('--data', help='VOC folder (default: the detection dev set)')
+    scales.add_argument('--scales', type=float, nargs='*', default=[1.0, 0.5])
+    scales.add_argument('--max-sides', type=int, nargs='*', default=[320, 384])
+    scales.add_argument('--threshold', type=float, default=0.35)
+    scales.set_defaults(func=scales_main)
 
     try:
         from training import graph_benchmark

@@ -338,6 +338,8 @@ class GraphRun:
             if rss_interval and time.monotonic() >= next_sample:
                 samples.append((round(time.monotonic() - start, 1),
                                 round(rss_mb(detector.process.pid), 2)))
+                print(f'{samples[-1][0]:8.1f} s  {samples[-1][1]:8.1f} MB  '
+                      f'({len(self.received)} detection arrays so far)', flush=True)
                 next_sample += rss_interval
         self.measuring = False
         if measuring:
@@ -446,8 +448,6 @@ def soak_main(args):
                    warmup=args.warmup)
     result = run.run(rss_interval=args.interval)
     samples = result['rss_mb']
-    for t, value in samples:
-        print(f'{t:8.1f} s  {value:8.1f} MB')
     after_warmup = [v for t, v in samples if t >= args.warmup] or [v for _, v in samples]
     result['rss_summary'] = {
         'first_after_warmup_mb': after_warmup[0], 'last_mb': after_warmup[-1],

@@ -133,3 +133,34 @@ def test_thread_settings_parse():
     assert benchmark.parse_threads('all,1') == ('cv2 all, torch 1', 0, 1)
     with pytest.raises(Exception, match='threads'):
         benchmark.parse_threads('many')
+
+
+def test_classifier_variants_agree_and_are_timed(tmp_path, capsys, astronaut_bgr):
+    cv2.imwrite(str(tmp_path / 'astronaut.png'), astronaut_bgr)
+    assert benchmark.main(['classifier', '--images', str(tmp_path), '--frames', '1',
+                           '--rounds', '1', '--torch-threads', '1']) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line.split('  ')[0].strip(): line.split() for line in lines
+            if line.startswith(('eager', 'channels_last'))}
+    assert set(rows) == {'eager (NCHW)', 'channels_last', 'channels_last + jit.freeze'}
+    for fields in rows.values():
+        assert float(fields[-3]) > 0.0          # wall ms per frame
+        assert float(fields[-1]) < 1e-4         # same logits as the eager model
+
+
+def test_scales_prints_recall_per_bucket(tmp_path, capsys, astronaut_bgr):
+    (tmp_path / 'images').mkdir()
+    (tmp_path / 'annotations').mkdir()
+    cv2.imwrite(str(tmp_path / 'images' / 'astronaut.jpg'), astronaut_bgr)
+    # The astronaut's face, roughly (x 170-280, y 70-190): one >= 48 px face.
+    (tmp_path / 'annotations' / 'astronaut.xml').write_text(
+        '<annotation><size><width>512</width><height>512</height></size><object>'
+        '<name>without_mask</name><bndbox><xmin>170</xmin><ymin>70</ymin><xmax>280</xmax>'
+        '<ymax>190</ymax></bndbox></object></annotation>')
+    assert benchmark.main(['scales', '--data', str(tmp_path), '--scales', '0.5',
+                           '--max-sides', '320']) == 0
+    printed = capsys.readouterr().out
+    rows = [line for line in printed.splitlines() if line.startswith(('scale', 'longer'))]
+    assert len(rows) == 2
+    assert all('100.0%' in row for row in rows)    # the face is found at both sizes
+    assert '320x256' in rows[1]                     # 640x480 capped to 320x240, padded
