@@ -19,7 +19,10 @@ are cached) and then through `MaskTracker` configurations. Per ground-truth face
   2 s apart (a face that was out of view longer may come back as a new visitor);
 - appeared/face: VISITOR_APPEARED events of tracks on real faces per face; false appeared:
   those of tracks that never covered a real face (detector false positives);
-- missed: faces detected in >= 10 frames whose track never announced itself.
+- missed: faces detected in >= 10 frames whose track never announced itself;
+- react: median frames the label takes to follow a real change of mask state (spliced from
+  the classifier's outputs on a masked and an unmasked face), and the share of changes it
+  follows within 30 frames.
 """
 import argparse
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -39,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'mask_detection'))
 
 from mask_detection.pipeline import (  # noqa: E402
-    MaskDetectionPipeline, NO_MASK, PipelineConfig, UNKNOWN)
+    MASK, MaskDetectionPipeline, NO_MASK, PipelineConfig, UNKNOWN)
 from mask_detection.tracking import (  # noqa: E402
     MASK_STATE_CHANGED, MaskTracker, TrackerConfig, VISITOR_APPEARED)
 from training.data import read_voc_folder, voc_label  # noqa: E402
@@ -58,6 +61,8 @@ NAME_WIDTH = 34
 # A face seen again within this many seconds should keep its track id; after a longer gap
 # (it left the frame) a new id is no identity switch.
 REID_GAP = 2.0
+# Frames before and after a spliced mask-state change (see reaction()).
+REACTION_FRAMES = 30
 
 
 @dataclass
@@ -272,6 +277,55 @@ def evaluate(clips, fps, config):
         face_minutes=minutes)
 
 
+def label_sequences(clips, length):
+    """Return {MASK: [...], NO_MASK: [...]}: the first `length` detections of each face."""
+    sequences = {MASK: [], NO_MASK: []}
+    for clip in clips:
+        per_face = {}
+        for truth, detections in zip(clip.truth, clip.detections):
+            for t_index, d_index in match_truth(truth, detections).items():
+                identity, label, _, scored = truth[t_index]
+                if scored and label is not None:
+                    per_face.setdefault((identity, label), []).append(detections[d_index])
+        for (_, label), history in per_face.items():
+            if len(history) >= length:
+                sequences[label].append(history[:length])
+    return sequences
+
+
+def reaction(sequences, fps, config, length, pairs=200):
+    """Frames the label takes to follow a real mask-state change, and the share that does.
+
+    A change is spliced from real classifier outputs: the detections of one face with a mask
+    followed by those of one without (and the reverse), on a fixed box so that only the
+    labelling is measured.  Counted when the label before the change was right; a label
+    that has not followed within `length` frames counts as not switched.
+    """
+    rng = random.Random(0)
+    delays, missed = [], 0
+    for before, after in ((MASK, NO_MASK), (NO_MASK, MASK)):
+        combos = [(a, b) for a in sequences[before] for b in sequences[after]]
+        for first, second in rng.sample(combos, min(pairs, len(combos))):
+            tracker = MaskTracker(config) if config is not None else None
+            labels = []
+            for index, det in enumerate(first + second):
+                det = replace(det, x=100, y=100, width=64, height=64)
+                if tracker is not None:
+                    det = tracker.update([det], index / fps).detections[0]
+                labels.append(det.label)
+            if labels[length - 1] != before:
+                continue
+            delay = next((index + 1 for index, label in enumerate(labels[length:])
+                          if label == after), None)
+            if delay is None:
+                missed += 1
+            else:
+                delays.append(delay)
+    total = len(delays) + missed
+    return dict(reaction_frames=float(np.median(delays)) if delays else math.nan,
+                followed=len(delays) / total if total else math.nan, changes_tested=total)
+
+
 def configurations(sweep):
     """Return [(name, TrackerConfig or None)]: raw, the defaults, and one-knob variants."""
     default = TrackerConfig()
@@ -293,14 +347,15 @@ def configurations(sweep):
 
 
 def format_table(rows):
-    header = (f'| {"tracker":<{NAME_WIDTH}} | flips/min | acc | decided | id sw | '
-              'appeared/face | false appeared | missed | changes/min |')
-    lines = [header, '|' + '---|' * 9]
+    header = (f'| {"tracker":<{NAME_WIDTH}} | flips/min | acc | decided | react | '
+              'id sw | appeared/face | false appeared | missed | changes/min |')
+    lines = [header, '|' + '---|' * 10]
     for name, metrics in rows:
         raw = name.startswith('raw')
         lines.append(
             f'| {name:<{NAME_WIDTH}} | {metrics["flips_per_min"]:9.2f} | '
             f'{metrics["accuracy"]:.3f} | {metrics["decided"]:7.3f} | '
+            f'{metrics["reaction_frames"]:3.0f} {100 * metrics["followed"]:3.0f}% | '
             + (' - ' if raw else f'{metrics["id_switches"]:5d}') + ' | '
             + ('-' if raw else f'{metrics["appeared_per_face"]:13.2f}') + ' | '
             + ('-' if raw else f'{metrics["appeared_false"]:14d}') + ' | '
@@ -381,7 +436,9 @@ def main(argv=None):
                 pickle.dump((pipeline_text, clips), stream)
     print(f'pipeline: {pipeline_text}')
 
-    rows = [(name, evaluate(clips, args.fps, config))
+    sequences = label_sequences(clips, REACTION_FRAMES)
+    rows = [(name, dict(evaluate(clips, args.fps, config),
+                        **reaction(sequences, args.fps, config, REACTION_FRAMES)))
             for name, config in configurations(args.sweep)]
     print(f'\n{rows[1][1]["faces"]} faces, {rows[1][1]["face_minutes"]:.1f} face-minutes '
           f'detected at {args.fps:g} fps; defaults: {TrackerConfig()}\n')

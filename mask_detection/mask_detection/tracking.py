@@ -74,7 +74,7 @@ class TrackerConfig:
     max_missed_frames: int = 2
     leave_timeout: float = 2.0
     max_prediction_time: float = 0.5
-    smoothing: float = 0.3
+    smoothing: float = 0.2
     smoothed_mask_threshold: float = 0.6
     smoothed_no_mask_threshold: float = 0.4
 

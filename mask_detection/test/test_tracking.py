@@ -109,7 +109,7 @@ def test_no_single_frame_flips_at_the_edge_of_the_hysteresis():
     probability = 0.0
     frames = 0
     while True:
-        nxt = probability + 0.3 * (0.55 - probability)
+        nxt = probability + TrackerConfig().smoothing * (0.55 - probability)
         if nxt > 0.4:
             break
         probability = nxt
