@@ -381,7 +381,6 @@ def run(args):
     domain = args.domain_id if args.domain_id is not None else \
         random.Random(os.getpid() ^ time.time_ns()).choice(DEMO_DOMAINS)
     env = child_environment(domain)
-    fps = video.fps if video else 30.0
     print(f'[demo] ROS_DOMAIN_ID={domain}, outputs in {out}, logs in {log_dir}')
 
     detector_params = {}
@@ -394,8 +393,9 @@ def run(args):
     detector_params.update(_detector_params(args.detector_param))
     detector = NodeProcess('detector_node', env, log_dir, params=detector_params,
                            remaps={'image': 'image_raw'})
+    # annotated.mp4 at the rate the detector processes, measured by the recorder (real time).
     recorder = NodeProcess('demo_recorder', env, log_dir, params={
-        'output_dir': str(out.resolve()), 'video_fps': float(fps), 'idle_timeout': 2.0})
+        'output_dir': str(out.resolve()), 'idle_timeout': 2.0})
     camera = NodeProcess('camera_node', env, log_dir, params=camera_params)
     watcher = None
     started = time.monotonic()
@@ -424,6 +424,7 @@ def run(args):
             code = camera.wait(args.duration) if args.duration else camera.wait(None)
             if code not in (None, 0):
                 raise DemoError(f'camera_node failed (exit code {code}):\n{camera.log_tail()}')
+            camera.stop(args.stop_timeout)      # --duration is over: no new frames
         # The recorder ends by itself 2 s after the last message: the detector's last results.
         if recorder.wait(30.0) is None:
             print('[demo] recorder still busy 30 s after the camera ended: stopping it',

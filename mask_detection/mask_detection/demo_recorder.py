@@ -35,6 +35,9 @@ EVENT_NAMES = {VisitorEvent.VISITOR_APPEARED: 'appeared',
                VisitorEvent.MASK_STATE_CHANGED: 'mask_state_changed',
                VisitorEvent.VISITOR_LEFT: 'left'}
 THUMBNAIL_WIDTH = 320
+# annotated.mp4 gets the rate of the first this many annotated images (video_fps 0).
+FPS_ESTIMATE_FRAMES = 16
+DEFAULT_VIDEO_FPS = 15.0
 SHEET_COLUMNS = 4
 
 
@@ -179,8 +182,9 @@ class DemoRecorder(Node):
         self.declare_parameter('output_dir', 'demo_output', _descriptor(
             'Folder for detections.jsonl, events.jsonl, annotated.mp4, summary.png and '
             'summary.json (created; files there are overwritten).'))
-        self.declare_parameter('video_fps', 15.0, _descriptor(
-            'Frame rate written into annotated.mp4 (use the camera rate).', (0.1, 1000.0)))
+        self.declare_parameter('video_fps', 0.0, _descriptor(
+            'Frame rate written into annotated.mp4; 0 = the rate at which annotated images '
+            'arrive, measured on the first ones (plays back in real time).', (0.0, 1000.0)))
         self.declare_parameter('idle_timeout', 0.0, _descriptor(
             'Exit this many seconds after the last message received; 0 = run until '
             'SIGTERM/SIGINT. The clock starts with the first message.', (0.0, 3600.0)))
@@ -199,6 +203,7 @@ class DemoRecorder(Node):
         self.sheet = ContactSheet(int(self.get_parameter('sheet_tiles').value))
         self.video = None
         self.video_size = None
+        self.pending = []   # (stamp, frame) held until the frame rate is known
         self.first_image_stamp = None
         self.detector_diagnostics = {}
         self.last_message = None
@@ -249,23 +254,43 @@ class DemoRecorder(Node):
             return
         if bgr.ndim == 2:
             bgr = cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR)
-        size = (bgr.shape[1], bgr.shape[0])
-        if self.video is None:
-            path = self.output_dir / 'annotated.mp4'
-            self.video = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'mp4v'),
-                                         self.video_fps, size)
-            if not self.video.isOpened():
-                self.get_logger().error(f'cannot write {path} (mp4v): annotated video off')
-            self.video_size = size
-        if size != self.video_size:
+        if self.video_size is None:
+            self.video_size = (bgr.shape[1], bgr.shape[0])
+        if (bgr.shape[1], bgr.shape[0]) != self.video_size:
             bgr = cv2.resize(bgr, self.video_size, interpolation=cv2.INTER_AREA)
-        if self.video.isOpened():
-            self.video.write(np.ascontiguousarray(bgr))
-        self.stats.annotated_frames += 1
         stamp = stamp_seconds(msg.header.stamp)
+        self._write_video_frame(stamp, np.ascontiguousarray(bgr))
+        self.stats.annotated_frames += 1
         if self.first_image_stamp is None:
             self.first_image_stamp = stamp
         self.sheet.add(bgr, f'#{self.sheet.seen}  +{stamp - self.first_image_stamp:.2f} s')
+
+    def _write_video_frame(self, stamp, bgr):
+        if self.video is None:
+            self.pending.append((stamp, bgr.copy()))    # msg.data is reused after the callback
+            if self.video_fps > 0 or len(self.pending) >= FPS_ESTIMATE_FRAMES:
+                self._open_video()
+            return
+        if self.video.isOpened():
+            self.video.write(bgr)
+
+    def _open_video(self):
+        fps = self.video_fps
+        if fps <= 0:
+            span = self.pending[-1][0] - self.pending[0][0] if len(self.pending) > 1 else 0.0
+            fps = (len(self.pending) - 1) / span if span > 0 else DEFAULT_VIDEO_FPS
+            fps = round(min(max(fps, 1.0), 120.0), 2)
+        path = self.output_dir / 'annotated.mp4'
+        self.video = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'mp4v'), fps,
+                                     self.video_size)
+        if not self.video.isOpened():
+            self.get_logger().error(f'cannot write {path} (mp4v): annotated video off')
+        else:
+            self.get_logger().info(f'writing {path} at {fps:g} fps')
+        for _, frame in self.pending:
+            if self.video.isOpened():
+                self.video.write(frame)
+        self.pending = []
 
     def _on_diagnostics(self, msg):
         for status in msg.status:
@@ -295,6 +320,8 @@ class DemoRecorder(Node):
         self.closed = True
         self.detections_file.close()
         self.events_file.close()
+        if self.video is None and self.pending:
+            self._open_video()
         if self.video is not None:
             self.video.release()
         sheet = self.sheet.render()
