@@ -418,6 +418,8 @@ def run(args):
             if code != 0:
                 raise DemoError(f'camera_node failed (exit code {code}):\n{camera.log_tail()}')
             played_to_end = True
+            print(f'[demo] camera played the video to its end after '
+                  f'{time.monotonic() - started:.1f} s; draining')
         else:
             print('[demo] live: press Ctrl-C to stop' + (
                 f' (stopping after {args.duration:g} s)' if args.duration else ''))
@@ -437,6 +439,8 @@ def run(args):
         # Camera first (no new frames), then the recorder (writes its files), then the detector.
         codes = {p.name: p.stop(args.stop_timeout) for p in (camera, recorder, detector)}
     wall = time.monotonic() - started
+    print(f'[demo] all nodes stopped after {wall:.1f} s (exit codes: '
+          + ', '.join(f'{name} {code}' for name, code in codes.items()) + ')')
     return report(out, video if played_to_end else None, detector, codes, wall)
 
 
