@@ -25,7 +25,7 @@ source "$VENV/bin/activate"
 source "$ROOT/install/setup.bash"
 export ROS_AUTOMATIC_DISCOVERY_RANGE=${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}
 export RMW_IMPLEMENTATION=${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}
-export FASTDDS_DEFAULT_PROFILES_FILE=${FASTDDS_DEFAULT_PROFILES_FILE:-$ROOT/install/mask_detection/share/mask_detection/config/fastdds_large_shm.xml}
+export FASTDDS_DEFAULT_PROFILES_FILE=${FASTDDS_DEFAULT_PROFILES_FILE:-$ROOT/install/mask_detection/share/mask_detection/config/fastdds_large_shm_localhost.xml}
 export PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH}
 export MASK_DETECTION_ROOT=$ROOT
 exec "$@"

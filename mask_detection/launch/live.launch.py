@@ -55,7 +55,7 @@ def generate_launch_description():
                                               default_value=os.path.join(
                                                   config, 'fastdds_large_shm.xml')),
             description='Fast DDS profile for these nodes (large images via shared memory, '
-                        'UDP on loopback only).'),
+                        'UDP on every interface).'),
     ]
     camera = Node(
         package=PACKAGE, executable='camera_node', name='camera_node',

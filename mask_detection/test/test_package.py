@@ -2,6 +2,7 @@
 import ast
 from pathlib import Path
 import sys
+from xml.etree import ElementTree
 
 from catkin_pkg.package import parse_package
 import pytest
@@ -19,7 +20,7 @@ ROSDEP_KEY = {
     'builtin_interfaces': 'builtin_interfaces', 'rcl_interfaces': 'rcl_interfaces',
     'ament_index_python': 'ament_index_python', 'launch': 'launch', 'launch_ros': 'launch_ros',
     'cv2': 'python3-opencv', 'numpy': 'python3-numpy', 'yaml': 'python3-yaml',
-    'skimage': 'python3-skimage', 'matplotlib': 'python3-matplotlib',
+    'skimage': 'python3-skimage', 'matplotlib': 'python3-matplotlib', 'scipy': 'python3-scipy',
 }
 PIP_ONLY = {'torch'}
 
@@ -134,5 +135,15 @@ def test_share_files_are_installed(installed, folder, patterns):
         assert (SHARE / folder / name).read_bytes() == (PKG / folder / name).read_bytes()
 
 
-def test_fast_dds_profile_is_installed(installed):
-    assert (SHARE / 'config' / 'fastdds_large_shm.xml').is_file()
+@pytest.mark.parametrize('name, loopback_only', [
+    ('fastdds_large_shm.xml', False), ('fastdds_large_shm_localhost.xml', True)])
+def test_fast_dds_profiles_are_installed_and_hold_a_large_segment(installed, name,
+                                                                  loopback_only):
+    namespace = {'dds': 'http://www.eprosima.com'}
+    root = ElementTree.parse(SHARE / 'config' / name).getroot()
+    segment = root.find('.//dds:transport_descriptor/dds:segment_size', namespace)
+    # One 640x480 bgr8 image is 921,600 bytes: the segment must hold several.
+    assert int(segment.text) >= 16 * 1024 * 1024
+    interfaces = root.iterfind('.//dds:allowlist/dds:interface', namespace)
+    allowlist = [interface.get('name') for interface in interfaces]
+    assert allowlist == (['lo'] if loopback_only else [])
