@@ -166,6 +166,47 @@ def test_truth_agreement_matches_records_to_frames_by_stamp(short_video):
     assert truth_agreement(elsewhere, short_video.truth_path)['found'] == 0
 
 
+@pytest.mark.graph
+def test_recorder_node_writes_every_file_when_stopped_with_sigterm(tmp_path):
+    from graph_utils import GraphClient, NodeProcess
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import Image
+
+    from mask_detection.image_codec import array_to_image_msg
+    portrait = bundled_portraits()[0]
+    domain = ros_domain_id()
+    out = tmp_path / 'recorded'
+    with GraphClient(domain) as client:
+        with NodeProcess('demo_recorder', domain, tmp_path,
+                         params={'output_dir': str(out)}) as recorder:
+            reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+            arrays = client.publisher(MaskDetectionArray, 'detections', reliable)
+            images = client.publisher(Image, 'annotated_image', reliable)
+            for index in range(20):
+                image = array_to_image_msg(portrait.bgr)
+                image.header.stamp = client.node.get_clock().now().to_msg()
+                image.header.frame_id = 'camera'
+                images.publish(image)
+                array = MaskDetectionArray(header=image.header, image_width=512,
+                                           image_height=512)
+                array.detections = [MaskDetection(x=180, y=60, width=90, height=120,
+                                                  label=MaskDetection.NO_MASK, track_id=1)]
+                arrays.publish(array)
+                client.spin_for(0.05)
+            client.spin_for(1.0)
+            assert recorder.running, recorder.log()
+            assert recorder.stop() == 0, recorder.log()
+    records = [json.loads(line) for line in (out / 'detections.jsonl').read_text().splitlines()]
+    summary = json.loads((out / 'summary.json').read_text())
+    assert len(records) == summary['frames'] == 20, recorder.log()
+    assert summary['labels'] == {'mask': 0, 'no_mask': 20, 'unknown': 0}
+    assert all(r['frame_id'] == 'camera' and r['latency_ms'] >= 0 for r in records)
+    frames = _read_frames(out / 'annotated.mp4')
+    assert 0 < len(frames) == summary['annotated_frames'], recorder.log()
+    assert frames[0].shape == (512, 512, 3)
+    assert cv2.imread(str(out / 'summary.png')) is not None
+
+
 def _run_demo(args, env_extra=None, timeout=240):
     env = dict(os.environ)
     env.update(env_extra or {})
