@@ -39,6 +39,8 @@ THUMBNAIL_WIDTH = 320
 FPS_ESTIMATE_FRAMES = 16
 DEFAULT_VIDEO_FPS = 15.0
 SHEET_COLUMNS = 4
+# Height of the caption strip above each contact-sheet tile, px.
+CAPTION_HEIGHT = 18
 
 
 def stamp_seconds(stamp):
@@ -150,9 +152,10 @@ class ContactSheet:
         height = max(t.shape[0] for _, _, t in chosen)
         tiles = []
         for _, caption, thumbnail in chosen:
-            tile = np.zeros((height, self.width, 3), np.uint8)
-            tile[:thumbnail.shape[0]] = thumbnail
-            cv2.rectangle(tile, (0, 0), (self.width, 18), (0, 0, 0), -1)
+            # The caption gets its own strip above the frame: drawn over the frame, it would
+            # hide the label tags of faces near the top edge.
+            tile = np.zeros((CAPTION_HEIGHT + height, self.width, 3), np.uint8)
+            tile[CAPTION_HEIGHT:CAPTION_HEIGHT + thumbnail.shape[0]] = thumbnail
             cv2.putText(tile, caption, (4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.42,
                         (255, 255, 255), 1, cv2.LINE_AA)
             tiles.append(tile)

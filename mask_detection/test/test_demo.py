@@ -140,7 +140,9 @@ def test_recorder_records_every_field_and_keeps_a_bounded_contact_sheet():
         sheet.add(frame + (i % 255), f'#{i}')
         assert len(sheet.kept) <= 12
     picture = sheet.render()
-    assert picture.shape[1] == 4 * 80 and picture.shape[0] == 2 * 60
+    # Tiles are 80 px wide, 60 px of frame under an 18 px caption strip.
+    assert picture.shape[1] == 4 * 80 and picture.shape[0] == 2 * (18 + 60)
+    assert not picture[18:18 + 60, :80].any(), 'the first frame (black) is drawn over'
     assert sheet.kept[0][0] == 0 and sheet.kept[-1][0] >= 1000 - sheet.stride
 
 
