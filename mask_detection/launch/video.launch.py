@@ -50,7 +50,7 @@ def generate_launch_description():
         parameters=[os.path.join(config, 'camera.yaml'), {
             'source': ParameterValue(LaunchConfiguration('video'), value_type=str),
             'loop': ParameterValue(LaunchConfiguration('loop'), value_type=bool),
-            'wait_for_subscribers': 1,      # play once the detector listens: no frame lost
+            'wait_for_subscribers': 1,      # play once the detector listens (discovery)
             'fps': ParameterValue(LaunchConfiguration('fps'), value_type=float),
             'frame_id': ParameterValue(LaunchConfiguration('frame_id'), value_type=str),
         }])
