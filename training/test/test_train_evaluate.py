@@ -45,6 +45,7 @@ def random_model(tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_train_writes_model_metrics_and_plots(tiny_voc, tiny_imagefolder, tmp_path):
     out = tmp_path / 'model.pt'
     report = tmp_path / 'report'
@@ -74,6 +75,7 @@ def test_train_reports_a_missing_folder(tmp_path, capsys):
     assert 'does not exist' in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_train_learns_on_real_scene_faces(tmp_path):
     """A short run on part of the shared detection set must beat the majority class."""
     voc = shared_dataset('facemask-detection-dev')
@@ -136,6 +138,7 @@ def test_detect_with_image_list_and_direct_pipeline(tiny_voc, random_model, tmp_
 
 
 @needs_centerface
+@pytest.mark.slow
 def test_detect_shipped_model_on_shared_scenes(tmp_path):
     voc = shared_dataset('facemask-detection-dev')
     model = classifier.default_model_path()
@@ -169,6 +172,7 @@ def test_classify_detects_faces_first(tiny_imagefolder, random_model, tmp_path):
     assert result['faces_detected']['no_mask'] == 7
 
 
+@pytest.mark.slow
 def test_classify_shipped_model_on_shared_images(tmp_path):
     data = shared_dataset('facemask-classification')
     model = classifier.default_model_path()
