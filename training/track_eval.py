@@ -331,7 +331,7 @@ def configurations(sweep):
     default = TrackerConfig()
     rows = [('raw per-frame labels (no tracker)', None), ('default', default)]
     variants = [('smoothing', (1.0, 0.5, 0.2)), ('min_hits', (1, 2, 5)),
-                ('max_center_distance', (0.0, 1.0, 2.5)), ('max_missed_frames', (0, 5))]
+                ('max_center_distance', (0.0, 1.0, 2.5)), ('max_missed_frames', (0, 2, 8))]
     if sweep:
         variants += [('smoothing', (0.15, 0.25, 0.35)), ('iou_threshold', (0.1, 0.5)),
                      ('leave_timeout', (0.5, 1.0, 4.0)), ('max_prediction_time', (0.0, 1.0)),

@@ -71,7 +71,7 @@ class TrackerConfig:
     max_center_distance: float = 1.5
     max_size_ratio: float = 2.0
     min_hits: int = 3
-    max_missed_frames: int = 2
+    max_missed_frames: int = 5
     leave_timeout: float = 2.0
     max_prediction_time: float = 0.5
     smoothing: float = 0.2
