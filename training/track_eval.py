@@ -1,7 +1,11 @@
 """Measure the tracker on moving-camera clips made from real photos: label flips and id switches.
 
-    scripts/in_env.sh python -m training.track_eval [--voc DIR] [--clips 16] [--frames 90] \
-        [--fps 15] [--sweep] [--json results.json]
+    scripts/in_env.sh python -m training.track_eval --split training/runs/final/split.json \
+        [--voc DIR] [--clips 18] [--frames 90] [--fps 15] [--model PATH] [--sweep] \
+        [--json results.json] [--cache clips.pkl]
+
+``--split`` (the classifier's training split) keeps to photos the classifier never saw; without
+it any dev-set photo may be used, which flatters the classifier when it was trained on them.
 
 Each clip is a virtual camera moving over one photo of the detection dev set (pan, zoom in and
 out, or a fast sweep that throws faces out of the frame and back), rendered at 640x480 with
