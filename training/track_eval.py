@@ -34,7 +34,6 @@ import json
 import math
 import os
 from pathlib import Path
-import pickle
 import random
 import sys
 import time
@@ -46,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'mask_detection'))
 
 from mask_detection.pipeline import (  # noqa: E402
-    MASK, MaskDetectionPipeline, NO_MASK, PipelineConfig, UNKNOWN)
+    Detection, MASK, MaskDetectionPipeline, NO_MASK, PipelineConfig, UNKNOWN)
 from mask_detection.tracking import (  # noqa: E402
     MASK_STATE_CHANGED, MaskTracker, TrackerConfig, VISITOR_APPEARED)
 from training.data import read_voc_folder, voc_label  # noqa: E402
@@ -83,6 +82,28 @@ class Clip:
     faces: list
     truth: list = field(default_factory=list)  # per frame: [(identity, label, box, scored)]
     detections: list = field(default_factory=list)  # per frame: the pipeline's detections
+
+
+def write_clip_cache(path, pipeline_text, clips):
+    """Write the clips and their detections as JSON (plain data: safe to read back)."""
+    Path(path).write_text(json.dumps({'pipeline': pipeline_text,
+                                      'clips': [asdict(clip) for clip in clips]}))
+
+
+def read_clip_cache(path):
+    """Return (pipeline_text, clips) from a file written by write_clip_cache."""
+    data = json.loads(Path(path).read_text())
+
+    def as_truth(entry):
+        identity, label, box, scored = entry
+        return identity, label, tuple(box), scored
+
+    clips = [Clip(name=c['name'], kind=c['kind'],
+                  faces=[Face(f['identity'], f['label'], tuple(f['box'])) for f in c['faces']],
+                  truth=[[as_truth(entry) for entry in frame] for frame in c['truth']],
+                  detections=[[Detection(**d) for d in frame] for frame in c['detections']])
+             for c in data['clips']]
+    return data['pipeline'], clips
 
 
 def load_photos(voc_dir, count, rng, only=None):
@@ -402,9 +423,8 @@ def main(argv=None):
     parser.add_argument('--sweep', action='store_true', help='also try more tracker settings')
     parser.add_argument('--json', type=Path, default=None, help='write the results here')
     parser.add_argument('--cache', type=Path, default=None,
-                        help='pickle of the clips and their detections: written after the '
-                             'pipeline ran, read instead of running it when it exists '
-                             '(only ever load a cache you wrote yourself)')
+                        help='JSON file of the clips and their detections: written after '
+                             'the pipeline ran, read instead of running it when it exists')
     args = parser.parse_args(argv)
     if args.clips < 1 or args.frames < 2 or not args.fps > 0:
         parser.error('--clips must be >= 1, --frames >= 2 and --fps > 0')
@@ -414,8 +434,7 @@ def main(argv=None):
     if voc is None:
         print(f'{args.voc} not found: using skimage.data.astronaut()', file=sys.stderr)
     if args.cache is not None and args.cache.exists():
-        with open(args.cache, 'rb') as stream:
-            pipeline_text, clips = pickle.load(stream)
+        pipeline_text, clips = read_clip_cache(args.cache)
         print(f'{len(clips)} clips read from {args.cache}')
     else:
         pipeline_config, pipeline = build_pipeline(args)
@@ -436,8 +455,7 @@ def main(argv=None):
               f'{1000 * seconds / frames:.0f} ms/frame (render included; shared machine: '
               'noisy)')
         if args.cache is not None:
-            with open(args.cache, 'wb') as stream:
-                pickle.dump((pipeline_text, clips), stream)
+            write_clip_cache(args.cache, pipeline_text, clips)
     print(f'pipeline: {pipeline_text}')
 
     sequences = label_sequences(clips, REACTION_FRAMES)

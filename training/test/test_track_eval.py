@@ -1,4 +1,5 @@
 """Tests of training/track_eval.py: clip ground truth, matching and the tracking metrics."""
+import json
 import random
 
 import pytest
@@ -107,3 +108,15 @@ def test_identity_switches_and_false_appearances_are_counted():
     no_motion = track_eval.evaluate(
         [jump], 15.0, TrackerConfig(max_center_distance=0.0, max_prediction_time=0.0))
     assert no_motion['id_switches'] == 19
+
+
+def test_clip_cache_round_trips_as_plain_json(tmp_path):
+    Clip, Face = track_eval.Clip, track_eval.Face
+    clips = [Clip(name='photo.png', kind='pan',
+                  faces=[Face(1, MASK, (10, 20, 60, 80)), Face(2, None, (100, 20, 140, 70))],
+                  truth=[[(1, MASK, (1.0, 2.0, 3.0, 4.0), True)], []],
+                  detections=[[Detection(1, 2, 3, 4, MASK, 0.9, 0.9, 0.8, 0)], []])]
+    path = tmp_path / 'cache.json'
+    track_eval.write_clip_cache(path, 'PipelineConfig(...)', clips)
+    json.loads(path.read_text())  # plain JSON, nothing executable
+    assert track_eval.read_clip_cache(path) == ('PipelineConfig(...)', clips)
