@@ -324,7 +324,12 @@ class MaskClassifier:
             torch.set_num_threads(int(num_threads))
         self.model_path = Path(model_path) if model_path else default_model_path()
         model, self.metadata = load_model_file(self.model_path)
-        self.model = model.to(self.device).eval()
+        model = model.to(self.device).eval()
+        if self.device.type == 'cpu':
+            # channels_last convolutions take about half the CPU time of NCHW on batches of
+            # faces, with the same outputs (python -m training.benchmark classifier).
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
         self.preprocessing = preprocessing_settings(self.metadata)
         self.input_size = self.preprocessing['input_size']
 
