@@ -502,10 +502,12 @@ def format_table(rows, title):
 
 def classifier_variants(model):
     """Return {name: module} of execution variants of a MaskNet with the same weights."""
-    variants = {'eager (NCHW)': model}
-    channels_last = type(model)(model.input_size, model.conv_channels)
-    channels_last.load_state_dict(model.state_dict())
-    variants['channels_last'] = channels_last.eval().to(memory_format=torch.channels_last)
+    def copy():
+        clone = type(model)(model.input_size, model.conv_channels)
+        clone.load_state_dict(model.state_dict())  # into contiguous (NCHW) parameters
+        return clone.eval()
+    variants = {'eager (NCHW)': copy()}
+    variants['channels_last'] = copy().to(memory_format=torch.channels_last)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter('ignore', DeprecationWarning)  # torch.jit is deprecated
         variants['channels_last + jit.freeze'] = torch.jit.freeze(
