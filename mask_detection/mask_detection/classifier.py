@@ -289,7 +289,8 @@ def default_model_path():
     try:
         share = Path(get_package_share_directory('mask_detection'))
         installed = share / 'models' / MODEL_FILE_NAME
-    except (PackageNotFoundError, LookupError, ValueError):
+    except (PackageNotFoundError, LookupError, ValueError, OSError):
+        # OSError: ament_index_python without AMENT_PREFIX_PATH (no ROS environment).
         return source_tree
     return installed if installed.is_file() else source_tree
 
