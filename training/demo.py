@@ -17,8 +17,6 @@ import json
 import os
 from pathlib import Path
 import random
-import signal
-import subprocess
 import sys
 import time
 
@@ -26,9 +24,9 @@ import cv2
 import numpy as np
 
 from mask_detection import demo_video
+from training.ros_graph import NodeProcess
 
 ROOT = Path(__file__).resolve().parents[1]
-INSTALL_LIB = ROOT / 'install' / 'mask_detection' / 'lib' / 'mask_detection'
 # Test runs take domains 1..100 (conftest.py); the demo picks from the rest of Fast DDS's range.
 DEMO_DOMAINS = range(101, 200)
 LABELS = ('mask', 'no_mask', 'unknown')
@@ -36,89 +34,6 @@ LABELS = ('mask', 'no_mask', 'unknown')
 
 class DemoError(RuntimeError):
     """The demo cannot run or failed; the message says why."""
-
-
-def console_script(name):
-    path = INSTALL_LIB / name
-    if not os.access(path, os.X_OK):
-        raise DemoError(f'{path} is not installed: run `make setup`')
-    return path
-
-
-def child_environment(domain_id):
-    """Return the environment for the node processes: this one plus their DDS domain."""
-    env = dict(os.environ)
-    # ROS from PyPI wheels: let the child's bootstrapper set up its library path again.  Keep
-    # LD_LIBRARY_PATH: it holds install/mask_detection_msgs/lib (the message type support).
-    env.pop('_ROS_WHEELS_BOOTSTRAP_COMPLETE', None)
-    env.update({'ROS_DOMAIN_ID': str(domain_id), 'PYTHONUNBUFFERED': '1',
-                'RCUTILS_LOGGING_BUFFERED_STREAM': '0', 'RCUTILS_COLORIZED_OUTPUT': '0'})
-    env.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    return env
-
-
-class NodeProcess:
-    """One console script running as a child process, its output in a log file."""
-
-    def __init__(self, name, env, log_dir, params=None, remaps=None):
-        self.name = name
-        args = ['--ros-args']
-        for key, value in (params or {}).items():
-            args += ['-p', f'{key}:={_param_text(value)}']
-        for source, target in (remaps or {}).items():
-            args += ['-r', f'{source}:={target}']
-        self.command = [str(console_script(name)), *args]
-        self.env = env
-        self.log_path = Path(log_dir) / f'{name}.log'
-        self.process = None
-
-    def start(self):
-        with open(self.log_path, 'wb') as log_file:
-            self.process = subprocess.Popen(self.command, stdout=log_file,
-                                            stderr=subprocess.STDOUT, env=self.env)
-        return self
-
-    @property
-    def running(self):
-        return self.process is not None and self.process.poll() is None
-
-    def wait(self, timeout):
-        """Return the exit code, or None if still running after ``timeout`` seconds."""
-        try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def stop(self, timeout=10.0):
-        """SIGTERM, then SIGKILL after ``timeout`` seconds; return the exit code."""
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            if self.wait(timeout) is None:
-                print(f'[demo] {self.name} did not exit {timeout:g} s after SIGTERM: SIGKILL',
-                      file=sys.stderr)
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
-
-    def log(self):
-        try:
-            return self.log_path.read_text(errors='replace')
-        except FileNotFoundError:
-            return ''
-
-    def log_tail(self, lines=15):
-        return '\n'.join(f'    {line}' for line in self.log().splitlines()[-lines:])
-
-
-def _param_text(value):
-    if isinstance(value, bool):
-        return 'true' if value else 'false'
-    if isinstance(value, str):
-        # rcl reads -p values as YAML: quote so that e.g. '0' or 'on' stays a string.
-        return "'" + value.replace("'", "''") + "'"
-    return str(value)
 
 
 @dataclass(frozen=True)
@@ -380,7 +295,6 @@ def run(args):
     log_dir.mkdir(parents=True, exist_ok=True)
     domain = args.domain_id if args.domain_id is not None else \
         random.Random(os.getpid() ^ time.time_ns()).choice(DEMO_DOMAINS)
-    env = child_environment(domain)
     print(f'[demo] ROS_DOMAIN_ID={domain}, outputs in {out}, logs in {log_dir}')
 
     detector_params = {}
@@ -391,12 +305,13 @@ def run(args):
         # sent after the match).  Live cameras keep the sensor-data default.
         detector_params['qos_reliability'] = 'reliable'
     detector_params.update(_detector_params(args.detector_param))
-    detector = NodeProcess('detector_node', env, log_dir, params=detector_params,
-                           remaps={'image': 'image_raw'})
+    detector = NodeProcess('detector_node', domain, log_dir, params=detector_params,
+                           remaps={'image': 'image_raw'}, log_name='detector_node.log')
     # annotated.mp4 at the rate the detector processes, measured by the recorder (real time).
-    recorder = NodeProcess('demo_recorder', env, log_dir, params={
-        'output_dir': str(out.resolve()), 'idle_timeout': 2.0})
-    camera = NodeProcess('camera_node', env, log_dir, params=camera_params)
+    recorder = NodeProcess('demo_recorder', domain, log_dir, params={
+        'output_dir': str(out.resolve()), 'idle_timeout': 2.0}, log_name='demo_recorder.log')
+    camera = NodeProcess('camera_node', domain, log_dir, params=camera_params,
+                         log_name='camera_node.log')
     watcher = None
     started = time.monotonic()
     played_to_end = False
@@ -483,7 +398,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         return run(args)
-    except DemoError as error:
+    except (DemoError, FileNotFoundError) as error:
         print(f'[demo] ERROR: {error}', file=sys.stderr)
         return 1
 

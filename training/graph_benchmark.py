@@ -14,7 +14,6 @@ SIGTERM, then SIGKILL (see ../shared/ros2-pip/NOTES.md).
 """
 import argparse
 import array
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -29,17 +28,8 @@ import time
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-GRAPH_UTILS = REPO_ROOT / 'mask_detection' / 'test' / 'graph_utils.py'
 CLOCK_TICKS = os.sysconf('SC_CLK_TCK')
 PAGE_SIZE = os.sysconf('SC_PAGE_SIZE')
-
-
-def graph_utils():
-    """Return the nodes engineer's graph test helpers (NodeProcess, GraphClient)."""
-    spec = importlib.util.spec_from_file_location('mask_detection_graph_utils', GRAPH_UTILS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def fresh_domain_id():
@@ -180,7 +170,8 @@ class GraphRun:
         self.duration = args.duration if duration is None else duration
         self.warmup = args.warmup if warmup is None else warmup
         self.domain = fresh_domain_id()
-        self.utils = graph_utils()
+        from training import ros_graph  # rclpy: only when a graph runs
+        self.utils = ros_graph
         self.received = []          # (stamp ns, receive ns, detections)
         self.annotated_count = 0
         self.diagnostics = {}       # the detector's last status

@@ -107,9 +107,9 @@ def test_proc_readings_of_this_process():
 @pytest.mark.graph
 @pytest.mark.slow
 def test_ros_benchmark_runs_a_short_graph(tmp_path, capsys, monkeypatch):
-    utils = graph_benchmark.graph_utils()
+    from training import ros_graph
     try:
-        utils.console_script('detector_node')
+        ros_graph.console_script('detector_node')
     except FileNotFoundError as error:
         pytest.skip(str(error))
     monkeypatch.setattr(graph_benchmark, 'fresh_domain_id', ros_domain_id)
