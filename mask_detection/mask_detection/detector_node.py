@@ -20,6 +20,7 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
+from std_msgs.msg import Header
 
 from mask_detection import faces
 from mask_detection.classifier import ModelFileError
@@ -35,6 +36,8 @@ except ImportError:     # tracking is optional: without it no track ids, no visi
     tracking = None
 
 DIAGNOSTICS_PERIOD_S = 1.0
+# How often the node checks whether images stopped (for VISITOR_LEFT), s.
+SILENCE_CHECK_PERIOD_S = 0.5
 BAD_FRAME_LOG_PERIOD_S = 5.0
 # Falling behind: frames were dropped while the worker was busy this share of the time.
 BUSY_WARN_FRACTION = 0.9
@@ -259,6 +262,9 @@ class DetectorNode(Node):
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self.lock = threading.Lock()
+        # The worker and the silence timer both advance the tracker.
+        self.tracker_lock = threading.Lock()
+        self.last_tracked = None     # (header, stamp s, monotonic s) of the last tracked image
         self.window = WindowStats()
         self.created = self.window_start = time.monotonic()
         self.last_image_time = None
@@ -282,6 +288,7 @@ class DetectorNode(Node):
             else ReliabilityPolicy.BEST_EFFORT))
         self.subscription = self.create_subscription(Image, 'image', self._on_image, image_qos)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
+        self.create_timer(SILENCE_CHECK_PERIOD_S, self._expire_tracks_on_silence)
 
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work, name='detector', daemon=True)
@@ -384,12 +391,14 @@ class DetectorNode(Node):
             stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
             if not stamp:       # an unstamped image: track on the arrival time instead
                 stamp = self.get_clock().now().nanoseconds * 1e-9
-            tracked = tracker.update(detections, stamp)
+            with self.tracker_lock:
+                tracked = tracker.update(detections, stamp)
+                self.last_tracked = (msg.header, stamp, time.monotonic())
             detections, events = tracked.detections, tracked.events
 
         self.detections_pub.publish(self._detections_msg(msg, detections))
         for event in events:
-            self.events_pub.publish(self._event_msg(msg, event))
+            self.events_pub.publish(self._event_msg(msg.header, event))
         if self.annotated_pub.get_subscription_count() > 0:
             annotated = pipeline.annotate(bgr.copy(), detections, result.timings)
             self.annotated_pub.publish(array_to_image_msg(annotated, 'bgr8', header=msg.header))
@@ -405,6 +414,26 @@ class DetectorNode(Node):
                 window.stage_ms[stage] = window.stage_ms.get(stage, 0.0) + ms
             self.last_frame_id = msg.header.frame_id
 
+    def _expire_tracks_on_silence(self):
+        """Send VISITOR_LEFT when images stop altogether (a stopped or unplugged camera).
+
+        Tracks end on image stamps; without images the tracker is advanced by the time that
+        has passed since the last tracked image, so visitors still leave after leave_timeout.
+        """
+        tracker = self.tracker
+        with self.tracker_lock:
+            if tracker is None or self.last_tracked is None:
+                return
+            header, stamp, seen = self.last_tracked
+            silence = time.monotonic() - seen
+            if silence <= tracker.config.leave_timeout:
+                return
+            events = tracker.update([], stamp + silence).events
+            self.last_tracked = (header, stamp + silence, time.monotonic())
+        for event in events:
+            self.events_pub.publish(self._event_msg(
+                Header(stamp=self.get_clock().now().to_msg(), frame_id=header.frame_id), event))
+
     @staticmethod
     def _detections_msg(image, detections):
         msg = MaskDetectionArray(header=image.header, image_width=image.width,
@@ -416,9 +445,9 @@ class DetectorNode(Node):
         return msg
 
     @staticmethod
-    def _event_msg(image, event):
+    def _event_msg(header, event):
         return VisitorEventMsg(
-            header=image.header, track_id=int(event.track_id), event=int(event.event),
+            header=header, track_id=int(event.track_id), event=int(event.event),
             label=int(event.label), confidence=float(event.confidence), x=int(event.x),
             y=int(event.y), width=int(event.width), height=int(event.height))
 

@@ -244,6 +244,10 @@ def test_camera_to_detector_end_to_end(tmp_path, model_path, expected_detections
                 lambda: len(arrays) >= 4 and annotated and diagnostics and events,
                 timeout=30), detector.log() + camera.log()
             assert camera.stop() == 0, camera.log()
+            # No more images: the visitor leaves after tracking.leave_timeout (2 s) anyway.
+            assert client.spin_until(
+                lambda: any(e.event == VisitorEvent.VISITOR_LEFT for e in events),
+                timeout=10), detector.log()
             assert detector.stop() == 0, detector.log()
 
     image_stamps = {_stamp(msg.header) for msg in images}
@@ -267,6 +271,10 @@ def test_camera_to_detector_end_to_end(tmp_path, model_path, expected_detections
     assert appeared.header.frame_id == 'astronaut_camera'
     assert _stamp(appeared.header) in {_stamp(msg.header) for msg in arrays}
     _assert_box_close(appeared, expected_detections[0])
+    left = [e for e in events if e.event == VisitorEvent.VISITOR_LEFT]
+    assert [e.track_id for e in left] == [1]
+    assert left[0].header.frame_id == 'astronaut_camera'
+    assert _stamp(left[0].header) > max(_stamp(msg.header) for msg in arrays)
 
     picture = annotated[-1]
     assert picture.header.frame_id == 'astronaut_camera'
