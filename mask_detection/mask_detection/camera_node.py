@@ -16,10 +16,11 @@ from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescr
                                 SetParametersResult)
 import rclpy
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
+
+from mask_detection.node_runner import run_node
 
 # Backoff between reconnection attempts grows up to this many reconnect_interval's.
 MAX_BACKOFF_FACTOR = 16
@@ -271,30 +272,9 @@ class CameraNode(Node):
 
 def main(args=None):
     """Run camera_node until SIGINT/SIGTERM, or until a file ends with loop false."""
-    rclpy.init(args=args)
-    node = None
-    exit_code = 0
-    try:
-        node = CameraNode()
-        while rclpy.ok() and not node.finished.is_set():
-            rclpy.spin_once(node, timeout_sec=0.1)
-        exit_code = node.exit_code
-    except (ValueError, ParameterException) as error:   # a bad parameter at start-up
-        rclpy.logging.get_logger('camera_node').fatal(f'cannot start: {error}')
-        exit_code = 1
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception:
-        # A signal landing while the node is built or publishing surfaces as an RCLError
-        # ("context is invalid"): that is shutdown, not a bug.
-        if rclpy.ok():
-            raise
-    finally:
-        if node is not None:
-            node.stop()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return exit_code
+    return run_node('camera_node', CameraNode, (ValueError, ParameterException),
+                    finished=lambda node: node.finished.is_set(),
+                    close=lambda node: node.stop(), args=args)
 
 
 if __name__ == '__main__':

@@ -20,13 +20,12 @@ import cv2
 from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
 from mask_detection.image_codec import image_msg_to_array
+from mask_detection.node_runner import run_node
 from mask_detection_msgs.msg import MaskDetection, MaskDetectionArray, VisitorEvent
 
 LABEL_NAMES = {MaskDetection.MASK: 'mask', MaskDetection.NO_MASK: 'no_mask',
@@ -343,24 +342,8 @@ class DemoRecorder(Node):
 
 def main(args=None):
     """Run demo_recorder until idle, SIGTERM or SIGINT; always write its files."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = DemoRecorder()
-        while rclpy.ok() and not node.finished:
-            rclpy.spin_once(node, timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception:
-        # A signal during start-up or a callback surfaces as "context is invalid".
-        if rclpy.ok():
-            raise
-    finally:
-        if node is not None:
-            node.close()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node('demo_recorder', DemoRecorder, finished=lambda node: node.finished,
+                    close=lambda node: node.close(), args=args)
 
 
 if __name__ == '__main__':

@@ -16,7 +16,6 @@ from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescr
                                 SetParametersResult)
 import rclpy
 from rclpy.exceptions import ParameterException
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
@@ -26,6 +25,7 @@ from mask_detection import faces
 from mask_detection.classifier import ModelFileError
 from mask_detection.image_codec import array_to_image_msg, image_msg_to_bgr
 from mask_detection.image_codec import ImageConversionError
+from mask_detection.node_runner import run_node
 from mask_detection.pipeline import MaskDetectionPipeline, PipelineConfig
 from mask_detection_msgs.msg import MaskDetection, MaskDetectionArray
 from mask_detection_msgs.msg import VisitorEvent as VisitorEventMsg
@@ -521,28 +521,8 @@ class DetectorNode(Node):
 
 def main(args=None):
     """Run detector_node until SIGINT/SIGTERM; exit code 1 for an unusable configuration."""
-    rclpy.init(args=args)
-    node = None
-    exit_code = 0
-    try:
-        node = DetectorNode()
-        rclpy.spin(node)
-    except (ConfigurationError, ParameterException) as error:
-        rclpy.logging.get_logger('detector_node').fatal(f'cannot start: {error}')
-        exit_code = 1
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception:
-        # A signal landing while the node is built or publishing surfaces as an RCLError
-        # ("context is invalid"): that is shutdown, not a bug.
-        if rclpy.ok():
-            raise
-    finally:
-        if node is not None:
-            node.stop()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return exit_code
+    return run_node('detector_node', DetectorNode, (ConfigurationError, ParameterException),
+                    close=lambda node: node.stop(), args=args)
 
 
 if __name__ == '__main__':
