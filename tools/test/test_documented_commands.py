@@ -1,4 +1,4 @@
-"""Every command the documentation gives still exists: modules answer --help, files and targets exist.
+"""Every command the docs give still exists: modules answer --help, files and targets exist.
 
 The docs are read as they are, so a command that moves without its documentation fails here.
 """
@@ -11,7 +11,8 @@ import sys
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCS = [ROOT / 'README.md', ROOT / 'BENCHMARKS.md', ROOT / 'mask_detection' / 'models' / 'MODEL_CARD.md']
+DOCS = [ROOT / 'README.md', ROOT / 'BENCHMARKS.md',
+        ROOT / 'mask_detection' / 'models' / 'MODEL_CARD.md']
 # `python -m package.module` and `python path/to/script.py`, as written in the docs.
 MODULE = re.compile(r'python3? -m ((?:training|benchmarks|demo|tools)(?:\.[a-z_]+)*)')
 SCRIPT = re.compile(r'python3? ((?:[a-z_]+/)+[a-z_]+\.py)')
