@@ -1,18 +1,32 @@
 #!/usr/bin/env bash
-# Run a command inside the project environment: the .venv, the colcon workspace
+# Run a command inside the project environment: the venv, the colcon workspace
 # (install/) sourced, and the ROS variables this project relies on.
 #   scripts/in_env.sh python -m training.evaluate ...
-# Variables already set by the caller (ROS_DOMAIN_ID, RMW_IMPLEMENTATION,
+#   scripts/in_env.sh ros2 launch mask_detection video.launch.py video:=clip.mp4
+# The environment is the one `make setup` built last (.venv and install link to
+# .envs/<distribution>/); ROS_WHEELS=jazzy|kilted insists on one and fails if that is not
+# the one built.  Variables already set by the caller (ROS_DOMAIN_ID, RMW_IMPLEMENTATION,
 # FASTDDS_DEFAULT_PROFILES_FILE, ...) are kept.
 set -eo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-VENV=$ROOT/.venv
 if [ $# -eq 0 ]; then
   echo "usage: scripts/in_env.sh COMMAND [ARGS...]" >&2; exit 2
 fi
-if [ ! -x "$VENV/bin/python" ] || [ ! -f "$ROOT/install/setup.bash" ]; then
+if [ ! -L "$ROOT/install" ] || [ ! -x "$ROOT/.venv/bin/python" ] || [ ! -f "$ROOT/install/setup.bash" ]; then
   echo "in_env.sh: the environment is not built yet: run 'make setup' first" >&2; exit 1
 fi
+ACTIVE=$(basename "$(dirname "$(readlink "$ROOT/install")")")
+if [ -n "${ROS_DISTRO:-}" ]; then
+  WANT=system-$ROS_DISTRO
+else
+  WANT=${ROS_WHEELS:-$ACTIVE}
+fi
+if [ "$WANT" != "$ACTIVE" ]; then
+  echo "in_env.sh: install/ is the '$ACTIVE' environment, not '$WANT': run 'make setup${ROS_WHEELS:+ ROS_WHEELS=$ROS_WHEELS}'" \
+       "(or 'make setup' in a shell with the system ROS 2 sourced)" >&2
+  exit 1
+fi
+VENV=$ROOT/.envs/$ACTIVE/venv
 if [ -z "${ROS_DISTRO:-}" ]; then
   # ROS 2 from PyPI wheels: the venv is the underlay.  The wheels' bootstrapper
   # re-execs python with its own LD_LIBRARY_PATH unless this guard is inherited.
@@ -25,7 +39,12 @@ source "$VENV/bin/activate"
 source "$ROOT/install/setup.bash"
 export ROS_AUTOMATIC_DISCOVERY_RANGE=${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}
 export RMW_IMPLEMENTATION=${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}
-export FASTDDS_DEFAULT_PROFILES_FILE=${FASTDDS_DEFAULT_PROFILES_FILE:-$ROOT/install/mask_detection/share/mask_detection/config/fastdds_large_shm_localhost.xml}
+# Fast DDS 2.x (Jazzy, Humble) reads FASTRTPS_DEFAULT_PROFILES_FILE, Fast DDS 3 (Kilted)
+# FASTDDS_DEFAULT_PROFILES_FILE: set both, to the caller's choice if there is one.
+PROFILE=${FASTDDS_DEFAULT_PROFILES_FILE:-${FASTRTPS_DEFAULT_PROFILES_FILE:-$ROOT/install/mask_detection/share/mask_detection/config/fastdds_large_shm_localhost.xml}}
+export FASTDDS_DEFAULT_PROFILES_FILE=${FASTDDS_DEFAULT_PROFILES_FILE:-$PROFILE}
+export FASTRTPS_DEFAULT_PROFILES_FILE=${FASTRTPS_DEFAULT_PROFILES_FILE:-$PROFILE}
+export MASK_DETECTION_ROS_ENV=$ACTIVE
 export PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH}
 export MASK_DETECTION_ROOT=$ROOT
 exec "$@"
