@@ -12,7 +12,7 @@ from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
 from launch.conditions import IfCondition
-from launch.substitutions import EnvironmentVariable, LaunchConfiguration
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PythonExpression
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
@@ -50,10 +50,20 @@ def generate_launch_description():
         DeclareLaunchArgument('image_topic', default_value='image_raw',
                               description='Image topic the detector subscribes to.'),
         DeclareLaunchArgument(
+            'qos_reliability',
+            # A file is played once: reliable delivery repairs the frames sent while the
+            # detector's reader was still matching (best effort loses the first few).
+            default_value=PythonExpression([
+                "'reliable' if __import__('os').path.isfile(r'''",
+                LaunchConfiguration('source'), "''') else 'best_effort'"]),
+            description="Detector image subscription: 'best_effort' or 'reliable'; default: "
+                        'reliable for a video file, best_effort (sensor data) otherwise.'),
+        DeclareLaunchArgument(
             'fastdds_profile',
-            default_value=EnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE',
-                                              default_value=os.path.join(
-                                                  config, 'fastdds_large_shm.xml')),
+            default_value=EnvironmentVariable(
+                'FASTDDS_DEFAULT_PROFILES_FILE', default_value=EnvironmentVariable(
+                    'FASTRTPS_DEFAULT_PROFILES_FILE',
+                    default_value=os.path.join(config, 'fastdds_large_shm.xml'))),
             description='Fast DDS profile for these nodes (large images via shared memory, '
                         'UDP on every interface).'),
     ]
@@ -67,18 +77,26 @@ def generate_launch_description():
             'height': ParameterValue(LaunchConfiguration('height'), value_type=int),
             'fps': ParameterValue(LaunchConfiguration('fps'), value_type=float),
             'frame_id': ParameterValue(LaunchConfiguration('frame_id'), value_type=str),
+            # A file plays once the detector listens, from its first frame (cameras ignore it).
+            'wait_for_subscribers': 1,
         }])
     detector = Node(
         package=PACKAGE, executable='detector_node', name='detector_node',
         namespace=LaunchConfiguration('namespace'), output='screen',
         remappings=[('image', LaunchConfiguration('image_topic'))],
         parameters=[LaunchConfiguration('params_file'), {
+            'qos_reliability': ParameterValue(LaunchConfiguration('qos_reliability'),
+                                              value_type=str),
             'face_detector': ParameterValue(LaunchConfiguration('face_detector'),
                                             value_type=str),
             'model_path': ParameterValue(LaunchConfiguration('model_path'), value_type=str),
         }])
     return LaunchDescription(arguments + [
+        # Fast DDS 3 (Kilted) reads FASTDDS_DEFAULT_PROFILES_FILE, Fast DDS 2.x (Jazzy, Humble)
+        # FASTRTPS_DEFAULT_PROFILES_FILE.
         SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE',
+                               LaunchConfiguration('fastdds_profile')),
+        SetEnvironmentVariable('FASTRTPS_DEFAULT_PROFILES_FILE',
                                LaunchConfiguration('fastdds_profile')),
         camera,
         detector,

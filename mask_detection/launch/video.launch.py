@@ -38,9 +38,10 @@ def generate_launch_description():
                               description='detector_node parameter file.'),
         DeclareLaunchArgument(
             'fastdds_profile',
-            default_value=EnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE',
-                                              default_value=os.path.join(
-                                                  config, 'fastdds_large_shm.xml')),
+            default_value=EnvironmentVariable(
+                'FASTDDS_DEFAULT_PROFILES_FILE', default_value=EnvironmentVariable(
+                    'FASTRTPS_DEFAULT_PROFILES_FILE',
+                    default_value=os.path.join(config, 'fastdds_large_shm.xml'))),
             description='Fast DDS profile for these nodes (large images via shared memory, '
                         'UDP on every interface).'),
     ]
@@ -67,7 +68,11 @@ def generate_launch_description():
             'model_path': ParameterValue(LaunchConfiguration('model_path'), value_type=str),
         }])
     return LaunchDescription(arguments + [
+        # Fast DDS 3 (Kilted) reads FASTDDS_DEFAULT_PROFILES_FILE, Fast DDS 2.x (Jazzy, Humble)
+        # FASTRTPS_DEFAULT_PROFILES_FILE.
         SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE',
+                               LaunchConfiguration('fastdds_profile')),
+        SetEnvironmentVariable('FASTRTPS_DEFAULT_PROFILES_FILE',
                                LaunchConfiguration('fastdds_profile')),
         camera,
         detector,
