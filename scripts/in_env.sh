@@ -22,8 +22,11 @@ else
   WANT=${ROS_WHEELS:-$ACTIVE}
 fi
 if [ "$WANT" != "$ACTIVE" ]; then
-  echo "in_env.sh: install/ is the '$ACTIVE' environment, not '$WANT': run 'make setup${ROS_WHEELS:+ ROS_WHEELS=$ROS_WHEELS}'" \
-       "(or 'make setup' in a shell with the system ROS 2 sourced)" >&2
+  case $WANT in
+    system-*) FIX="'make setup' in this shell (ROS 2 $ROS_DISTRO sourced, ROS_WHEELS unset)" ;;
+    *) FIX="'make setup ROS_WHEELS=$WANT', or call in_env.sh without ROS_WHEELS" ;;
+  esac
+  echo "in_env.sh: install/ is the '$ACTIVE' environment, not '$WANT': run $FIX" >&2
   exit 1
 fi
 VENV=$ROOT/.envs/$ACTIVE/venv
