@@ -42,11 +42,25 @@ source "$VENV/bin/activate"
 source "$ROOT/install/setup.bash"
 export ROS_AUTOMATIC_DISCOVERY_RANGE=${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}
 export RMW_IMPLEMENTATION=${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}
-# Fast DDS 2.x (Jazzy, Humble) reads FASTRTPS_DEFAULT_PROFILES_FILE, Fast DDS 3 (Kilted)
-# FASTDDS_DEFAULT_PROFILES_FILE: set both, to the caller's choice if there is one.
+# The Fast DDS profile (the caller's, from either variable, else the shipped localhost one) in
+# the one variable this ROS 2 reads: FASTRTPS_DEFAULT_PROFILES_FILE for Fast DDS 2.x (Jazzy,
+# Humble; rmw_fastrtps < 9), FASTDDS_DEFAULT_PROFILES_FILE for Fast DDS 3 (Kilted).  Not both:
+# Kilted's RMW also loads the old name, and loading the profile twice logs XMLPARSER errors in
+# every node (mask_detection/fastdds.py does the same for launch files and tests).
 PROFILE=${FASTDDS_DEFAULT_PROFILES_FILE:-${FASTRTPS_DEFAULT_PROFILES_FILE:-$ROOT/install/mask_detection/share/mask_detection/config/fastdds_large_shm_localhost.xml}}
-export FASTDDS_DEFAULT_PROFILES_FILE=${FASTDDS_DEFAULT_PROFILES_FILE:-$PROFILE}
-export FASTRTPS_DEFAULT_PROFILES_FILE=${FASTRTPS_DEFAULT_PROFILES_FILE:-$PROFILE}
+RMW_MAJOR=0
+IFS=: read -r -a AMENT_PREFIXES <<< "${AMENT_PREFIX_PATH:-}"
+for prefix in "${AMENT_PREFIXES[@]}"; do
+  if [ -f "$prefix/share/rmw_fastrtps_cpp/package.xml" ]; then
+    RMW_MAJOR=$(sed -n 's#.*<version>\([0-9]*\)\..*#\1#p' "$prefix/share/rmw_fastrtps_cpp/package.xml" | head -n 1)
+    break
+  fi
+done
+if [ "${RMW_MAJOR:-0}" -ge 9 ]; then
+  export FASTDDS_DEFAULT_PROFILES_FILE=$PROFILE; unset FASTRTPS_DEFAULT_PROFILES_FILE
+else
+  export FASTRTPS_DEFAULT_PROFILES_FILE=$PROFILE; unset FASTDDS_DEFAULT_PROFILES_FILE
+fi
 export MASK_DETECTION_ROS_ENV=$ACTIVE
 export PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH}
 export MASK_DETECTION_ROOT=$ROOT

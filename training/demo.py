@@ -73,7 +73,7 @@ class GraphWatcher:
         import rclpy
         from rclpy.signals import SignalHandlerOptions
         self.rclpy = rclpy
-        # This process's participant reads the nodes' profile too (Fast DDS 2.x and 3 alike).
+        # This process's participant reads the nodes' profile too (Fast DDS 2.x or 3).
         set_fastdds_profile(os.environ)
         self.context = rclpy.Context()
         # Ctrl-C stays a KeyboardInterrupt in the runner, which then stops the nodes.

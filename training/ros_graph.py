@@ -28,12 +28,13 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 import yaml
 
+from mask_detection import fastdds
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 INSTALL_LIB = REPO_ROOT / 'install' / 'mask_detection' / 'lib' / 'mask_detection'
 LOCALHOST_PROFILE = (REPO_ROOT / 'install' / 'mask_detection' / 'share' / 'mask_detection'
                      / 'config' / 'fastdds_large_shm_localhost.xml')
-# Fast DDS 3 (Kilted) reads the first, Fast DDS 2.x (Jazzy, Humble) the second.
-PROFILE_VARIABLES = ('FASTDDS_DEFAULT_PROFILES_FILE', 'FASTRTPS_DEFAULT_PROFILES_FILE')
+PROFILE_VARIABLES = (fastdds.FASTDDS_VARIABLE, fastdds.FASTRTPS_VARIABLE)
 
 
 def console_script(name):
@@ -63,16 +64,12 @@ def _yaml_scalar(value):
 
 
 def set_fastdds_profile(env, default=LOCALHOST_PROFILE):
-    """Set both Fast DDS profile variables in the mapping ``env``; return the profile.
+    """Point Fast DDS at the caller's profile, else ``default``, in the mapping ``env``.
 
-    One already set (by the caller) is kept and copied to the other, so that Fast DDS 2.x
-    and 3 read the same profile; with neither set, ``default`` is used.
+    The profile goes into the one variable this ROS 2's Fast DDS reads (see
+    mask_detection/fastdds.py); returns it.
     """
-    profile = next((env[name] for name in PROFILE_VARIABLES if env.get(name)), str(default))
-    for name in PROFILE_VARIABLES:
-        if not env.get(name):
-            env[name] = profile
-    return profile
+    return fastdds.set_profile(env, default)
 
 
 def shm_segment_sizes(pid):
@@ -85,7 +82,9 @@ def shm_segment_sizes(pid):
     with open(f'/proc/{pid}/maps') as maps:
         for line in maps:
             path = line.split(maxsplit=5)[-1].strip()
-            if path.startswith('/dev/shm/fastrtps_') and not path.endswith('_el'):
+            # fastrtps_* (Fast DDS 2.x), fastdds_* (3); *_el are lock files.
+            if path.startswith(('/dev/shm/fastrtps_', '/dev/shm/fastdds_')) and \
+                    not path.endswith('_el'):
                 paths.add(path.removesuffix(' (deleted)'))
     sizes = []
     for path in sorted(paths):
@@ -99,8 +98,8 @@ def shm_segment_sizes(pid):
 def node_environment(domain_id, extra=None, fastdds_profile=LOCALHOST_PROFILE):
     """Return the environment for a node process in DDS domain ``domain_id``.
 
-    Both Fast DDS profile variables name the caller's profile or else ``fastdds_profile``;
-    ``fastdds_profile=None`` removes them (the process, e.g. launch, sets its own).
+    Fast DDS reads the caller's profile or else ``fastdds_profile``; ``fastdds_profile=None``
+    removes both profile variables (the process, e.g. launch, sets its own).
     """
     env = dict(os.environ)
     # ROS from PyPI wheels: let the child's bootstrapper set up its library path again.  Keep

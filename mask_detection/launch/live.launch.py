@@ -10,11 +10,14 @@ import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable, \
+    UnsetEnvironmentVariable
 from launch.conditions import IfCondition
 from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PythonExpression
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
+
+from mask_detection.fastdds import profile_variable as fastdds_profile_variable
 
 PACKAGE = 'mask_detection'
 
@@ -22,6 +25,7 @@ PACKAGE = 'mask_detection'
 def generate_launch_description():
     share = get_package_share_directory(PACKAGE)
     config = os.path.join(share, 'config')
+    profile_variable, other_profile_variable = fastdds_profile_variable()
     arguments = [
         DeclareLaunchArgument('source', default_value='0', description=(
             "Camera index ('0'), device (/dev/video0), video file, stream URL or GStreamer "
@@ -92,12 +96,10 @@ def generate_launch_description():
             'model_path': ParameterValue(LaunchConfiguration('model_path'), value_type=str),
         }])
     return LaunchDescription(arguments + [
-        # Fast DDS 3 (Kilted) reads FASTDDS_DEFAULT_PROFILES_FILE, Fast DDS 2.x (Jazzy, Humble)
-        # FASTRTPS_DEFAULT_PROFILES_FILE.
-        SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE',
-                               LaunchConfiguration('fastdds_profile')),
-        SetEnvironmentVariable('FASTRTPS_DEFAULT_PROFILES_FILE',
-                               LaunchConfiguration('fastdds_profile')),
+        # FASTRTPS_DEFAULT_PROFILES_FILE for Fast DDS 2.x (Jazzy, Humble), FASTDDS_... for 3
+        # (Kilted), not both: Kilted's RMW would load it twice and log XMLPARSER errors.
+        SetEnvironmentVariable(profile_variable, LaunchConfiguration('fastdds_profile')),
+        UnsetEnvironmentVariable(other_profile_variable),
         camera,
         detector,
     ])

@@ -1,8 +1,10 @@
 """The project environment (scripts/in_env.sh): the distribution asked for, and the profile.
 
 Fast DDS 2.x (Jazzy, Humble) reads FASTRTPS_DEFAULT_PROFILES_FILE, Fast DDS 3 (Kilted)
-FASTDDS_DEFAULT_PROFILES_FILE; a wrong name is silently ignored.  What a process really read
-shows in the shared-memory segment it maps: 16 MiB with the shipped profile, 512 KiB without.
+FASTDDS_DEFAULT_PROFILES_FILE; a wrong name is silently ignored, and on Kilted both names make
+the RMW load the profile twice (XMLPARSER errors in every node's log).  What a process really
+read shows in the shared-memory segment it maps: 16 MiB with the shipped profile, 512 KiB
+without.
 """
 from importlib import metadata
 import os
@@ -13,8 +15,12 @@ from conftest import ros_domain_id
 from graph_utils import REPO_ROOT
 import pytest
 
+from mask_detection import fastdds
+
 IN_ENV = REPO_ROOT / 'scripts' / 'in_env.sh'
 RCLPY_MAJOR = {'jazzy': '7', 'kilted': '9'}
+PROFILE_VARIABLE = {'jazzy': 'FASTRTPS_DEFAULT_PROFILES_FILE',
+                    'kilted': 'FASTDDS_DEFAULT_PROFILES_FILE'}
 LARGE_SEGMENT = 16 * 1024 * 1024
 PROBE = """
 import os
@@ -44,6 +50,7 @@ def test_the_environment_is_the_distribution_it_is_named_after():
     if name.startswith('system-'):
         pytest.skip(f'a system ROS 2 ({name}): its rclpy is whatever is installed')
     assert metadata.version('ros-rclpy').split('.')[0] == RCLPY_MAJOR[name]
+    assert fastdds.profile_variable()[0] == PROFILE_VARIABLE[name]
     assert os.path.realpath(REPO_ROOT / 'install') == str(REPO_ROOT / '.envs' / name / 'install')
     assert os.path.realpath(sys.prefix) == str(REPO_ROOT / '.envs' / name / 'venv')
 
@@ -62,3 +69,23 @@ def test_in_env_refuses_another_distribution_than_the_one_built():
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "not 'humble'" in result.stderr and 'make setup ROS_WHEELS=humble' in result.stderr
+
+
+@pytest.mark.parametrize('rmw_major, variable', [
+    (6, 'FASTRTPS_DEFAULT_PROFILES_FILE'),      # Humble, Fast DDS 2.6
+    (8, 'FASTRTPS_DEFAULT_PROFILES_FILE'),      # Jazzy, Fast DDS 2.14
+    (9, 'FASTDDS_DEFAULT_PROFILES_FILE'),       # Kilted, Fast DDS 3.2
+])
+def test_exactly_the_variable_fast_dds_reads_is_set(rmw_major, variable):
+    env = {'FASTRTPS_DEFAULT_PROFILES_FILE': '/user/choice.xml'}
+    assert fastdds.set_profile(env, '/shipped.xml', rmw_major) == '/user/choice.xml'
+    assert env == {variable: '/user/choice.xml'}
+    env = {}
+    fastdds.set_profile(env, '/shipped.xml', rmw_major)
+    assert env == {variable: '/shipped.xml'}
+
+
+def test_rmw_version_is_read_from_package_xml():
+    assert fastdds.rmw_fastrtps_major('<package>\n  <version>8.4.3</version>') == 8
+    with pytest.raises(ValueError, match='no <version>'):
+        fastdds.rmw_fastrtps_major('<package/>')

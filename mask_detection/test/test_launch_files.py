@@ -307,7 +307,7 @@ def test_ros2_launch_live_detector_only_on_another_topic(tmp_path, model_path):
     domain = ros_domain_id()
     arguments = {'use_camera': 'false', 'image_topic': '/robot/camera/image',
                  'namespace': 'lobby', 'params_file': params_file, 'model_path': model_path}
-    # A Jazzy user's shell: only the Fast DDS 2.x variable, which launch hands on to both.
+    # A Jazzy user's shell: only the Fast DDS 2.x variable; launch moves it where Fast DDS reads.
     launch = LaunchProcess('live.launch.py', arguments, domain, tmp_path, fastdds_profile=None,
                            env={'FASTRTPS_DEFAULT_PROFILES_FILE': str(LOCALHOST_PROFILE)})
     with GraphClient(domain) as client, launch:
