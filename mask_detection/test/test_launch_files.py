@@ -343,21 +343,22 @@ def test_ros2_launch_live_detector_only_on_another_topic(tmp_path, model_path):
 def test_live_launch_processes_a_file_from_its_first_frame(tmp_path, model_path, monkeypatch):
     """launch.LaunchService in the main thread runs live.launch.py on a video file.
 
-    The camera waits for the detector and the detector subscribes reliably to a file, so the
-    detector receives the file from its first frame.  Without the wait it misses the ~2 s (10
-    frames here) the camera plays before it subscribes.  The camera stamps frames at capture,
-    one period apart: the stamps of the first and last arrays tell how many frames the
-    processed ones span.  Two may be missing at the start on a loaded machine, neither lost
-    by the launch file: the detector processes only the newest frame, so it can skip frame 1
-    while its first inference runs, and this test's subscription can match the detector's
-    publisher after the first array (measured at load 15 on 2 cores, with a log line per
-    received frame: all 15 frames received, the arrays of frames 0 and 1 missing here).
+    The camera waits for the detector's subscription before playing a file, and the detector
+    subscribes reliably.  Without the wait the detector misses what the camera plays before it
+    subscribes: 2 to 11 s here (model loading), so of this 5 s file only the last frame was
+    processed (measured with wait_for_subscribers 0).  The camera stamps frames at capture,
+    one period apart: the stamps of the first and last arrays tell where processing started.
+    Frames 1 to 4 (up to 2 s) have still been seen missing at the start on this loaded 2-core
+    machine, where the detector's first inference is slow and it processes only the newest
+    frame, and this test's own subscription can match the detector's publisher after the first
+    array; hence half the file, not every frame (a detector-side log of each received frame
+    showed all of them arriving in 5 of 5 runs at 5 fps).
     """
     import launch
     from launch.actions import IncludeLaunchDescription
     from launch.launch_description_sources import PythonLaunchDescriptionSource
 
-    frames, fps = 15, 5.0
+    frames, fps = 10, 2.0
     video = write_video(tmp_path / 'astronaut.avi', _astronaut_bgr(), frames, fps)
     domain = ros_domain_id()
     monkeypatch.setenv('ROS_DOMAIN_ID', str(domain))
@@ -374,9 +375,13 @@ def test_live_launch_processes_a_file_from_its_first_frame(tmp_path, model_path,
         try:
             with GraphClient(domain) as client:
                 arrays = client.collect(MaskDetectionArray, '/first_frame_test/detections')
-                # The file lasts frames / fps seconds once the detector has subscribed.
-                client.spin_until(lambda: len(arrays) >= frames, timeout=60)
-                client.spin_for(1.0)
+                # Until every frame is processed, or 3 s pass without a new array.
+                deadline = time.monotonic() + 90
+                while len(arrays) < frames and time.monotonic() < deadline:
+                    count = len(arrays)
+                    client.spin_for(3.0)
+                    if count and len(arrays) == count:
+                        break
                 outcome['arrays'] = list(arrays)
         except BaseException as error:     # reported by the test, in the main thread
             outcome['error'] = error
@@ -394,6 +399,6 @@ def test_live_launch_processes_a_file_from_its_first_frame(tmp_path, model_path,
     stamps = [array.header.stamp.sec + array.header.stamp.nanosec * 1e-9 for array in arrays]
     assert stamps == sorted(stamps) and 0 < len(stamps) <= frames, stamps
     spanned = round((stamps[-1] - stamps[0]) * fps) + 1
-    assert spanned >= frames - 2, \
+    assert spanned >= frames // 2, \
         f'the processed frames span {spanned} of {frames}: stamps {stamps}'
     assert all(len(array.detections) == 1 for array in arrays)
