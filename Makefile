@@ -1,4 +1,7 @@
 # Entry points for a fresh machine: `make demo` and `make test`.
+# ROS_WHEELS=jazzy (default, LTS) or kilted picks the ROS 2 wheels (make setup/test/demo
+# ROS_WHEELS=kilted); each has its own .envs/<name>/.  Command-line variables reach the recipes'
+# environment, so scripts/setup.sh and scripts/in_env.sh both see the choice.
 SHELL := /bin/bash
 ENV := scripts/in_env.sh
 PYTEST_ARGS ?=
@@ -28,4 +31,4 @@ live:
 	$(ENV) python -m demo --camera '$(CAMERA)' $(DEMO_ARGS)
 
 clean:
-	rm -rf build install log demo_output
+	rm -rf .envs .venv build install log demo_output

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from demo import video as demo_video
-from tools.ros_graph import NodeProcess
+from tools.ros_graph import NodeProcess, set_fastdds_profile
 
 ROOT = Path(__file__).resolve().parents[1]
 # Test runs take domains 1..100 (conftest.py); the demo picks from the rest of Fast DDS's range.
@@ -73,6 +73,8 @@ class GraphWatcher:
         import rclpy
         from rclpy.signals import SignalHandlerOptions
         self.rclpy = rclpy
+        # This process's participant reads the nodes' profile too (Fast DDS 2.x or 3).
+        set_fastdds_profile(os.environ)
         self.context = rclpy.Context()
         # Ctrl-C stays a KeyboardInterrupt in the runner, which then stops the nodes.
         rclpy.init(context=self.context, domain_id=domain_id,

@@ -1,7 +1,7 @@
 """ROS 2 graphs from the checkout: node processes and a client node in their DDS domain.
 
-Used by the graph tests, the demo runner and the graph benchmarks (``ros2 run`` and ``launch``
-are not installable with ROS 2 from PyPI wheels).
+Used by the graph tests, the demo runner and the graph benchmarks; the launch tests start
+``ros2 launch`` (LaunchProcess) and the ros2 CLI (ros2_cli) from here too.
 
     with GraphClient(domain) as client:
         arrays = client.collect(MaskDetectionArray, 'detections')
@@ -28,8 +28,13 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 import yaml
 
+from mask_detection import fastdds
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 INSTALL_LIB = REPO_ROOT / 'install' / 'mask_detection' / 'lib' / 'mask_detection'
+LOCALHOST_PROFILE = (REPO_ROOT / 'install' / 'mask_detection' / 'share' / 'mask_detection'
+                     / 'config' / 'fastdds_large_shm_localhost.xml')
+PROFILE_VARIABLES = (fastdds.FASTDDS_VARIABLE, fastdds.FASTRTPS_VARIABLE)
 
 
 def console_script(name):
@@ -58,8 +63,44 @@ def _yaml_scalar(value):
         '\n...').strip()
 
 
-def node_environment(domain_id, extra=None):
-    """Return the environment for a node process in DDS domain ``domain_id``."""
+def set_fastdds_profile(env, default=LOCALHOST_PROFILE):
+    """Point Fast DDS at the caller's profile, else ``default``, in the mapping ``env``.
+
+    The profile goes into the one variable this ROS 2's Fast DDS reads (see
+    mask_detection/fastdds.py); returns it.
+    """
+    return fastdds.set_profile(env, default)
+
+
+def shm_segment_sizes(pid):
+    """Return the sizes in bytes of the Fast DDS shared-memory segments process ``pid`` maps.
+
+    Each participant maps a segment of its transport's segment_size (512 KiB by default, 16 MiB
+    with the shipped profiles): this shows which profile the process really read.
+    """
+    paths = set()
+    with open(f'/proc/{pid}/maps') as maps:
+        for line in maps:
+            path = line.split(maxsplit=5)[-1].strip()
+            # fastrtps_* (Fast DDS 2.x), fastdds_* (3); *_el are lock files.
+            if path.startswith(('/dev/shm/fastrtps_', '/dev/shm/fastdds_')) and \
+                    not path.endswith('_el'):
+                paths.add(path.removesuffix(' (deleted)'))
+    sizes = []
+    for path in sorted(paths):
+        try:
+            sizes.append(os.stat(path).st_size)
+        except FileNotFoundError:
+            pass
+    return sizes
+
+
+def node_environment(domain_id, extra=None, fastdds_profile=LOCALHOST_PROFILE):
+    """Return the environment for a node process in DDS domain ``domain_id``.
+
+    Fast DDS reads the caller's profile or else ``fastdds_profile``; ``fastdds_profile=None``
+    removes both profile variables (the process, e.g. launch, sets its own).
+    """
     env = dict(os.environ)
     # ROS from PyPI wheels: let the child's bootstrapper set up its library path again.  Keep
     # LD_LIBRARY_PATH: it holds install/mask_detection_msgs/lib (the message type support).
@@ -72,6 +113,11 @@ def node_environment(domain_id, extra=None):
         'RCUTILS_COLORIZED_OUTPUT': '0',
     })
     env.update(extra or {})
+    if fastdds_profile is None:
+        for name in PROFILE_VARIABLES:
+            env.pop(name, None)
+    else:
+        set_fastdds_profile(env, fastdds_profile)
     return env
 
 
@@ -151,6 +197,94 @@ class NodeProcess:
 
     def __exit__(self, *exc_info):
         self.stop()
+
+
+class LaunchProcess:
+    """``ros2 launch PACKAGE FILE ARGS...`` as a child process in its own process group.
+
+    ``interrupt()`` is Ctrl-C in a terminal: SIGINT to the whole group (launch and its nodes),
+    after which launch forwards another SIGINT to each node.  Output goes to a log file.
+    """
+
+    def __init__(self, launch_file, arguments, domain_id, log_dir, env=None,
+                 package='mask_detection', fastdds_profile=LOCALHOST_PROFILE):
+        self.command = ['ros2', 'launch', package, launch_file,
+                        *(f'{name}:={value}' for name, value in arguments.items())]
+        self.env = node_environment(domain_id, env, fastdds_profile)
+        self.log_path = Path(log_dir) / f'launch-{time.monotonic_ns()}.log'
+        self.process = None
+
+    def start(self):
+        with open(self.log_path, 'wb') as log_file:
+            # A terminal's foreground job: SIGINT at its default, whatever the caller ignores.
+            self.process = subprocess.Popen(
+                self.command, stdout=log_file, stderr=subprocess.STDOUT, env=self.env,
+                start_new_session=True,
+                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        return self
+
+    @property
+    def running(self):
+        return self.process is not None and self.process.poll() is None
+
+    def log(self):
+        try:
+            return self.log_path.read_text(errors='replace')
+        except FileNotFoundError:
+            return ''
+
+    def node_pids(self):
+        """Return {process name: pid} of the processes launch reported as started."""
+        return {name: int(pid) for name, pid in re.findall(
+            r'\[INFO\] \[([\w.-]+)\]: process started with pid \[(\d+)\]', self.log())}
+
+    def wait_for_log(self, pattern, timeout, count=1):
+        """Wait until ``pattern`` occurs ``count`` times in the log (or launch ends)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(re.findall(pattern, self.log())) >= count:
+                return True
+            if not self.running:
+                break
+            time.sleep(0.1)
+        return len(re.findall(pattern, self.log())) >= count
+
+    def interrupt(self, timeout=30.0):
+        """Ctrl-C: SIGINT to the process group; return launch's exit code (None: killed)."""
+        return self._stop(signal.SIGINT, timeout)
+
+    def _stop(self, signum, timeout):
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signum)
+            try:
+                return self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        # Whatever is left of the group (launch, orphaned nodes) is killed.
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return self.process.wait()
+        self.process.wait()
+        return None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info):
+        self.interrupt()
+
+
+def ros2_cli(args, domain_id, timeout=60.0, env=None):
+    """Run ``ros2 ARGS...`` (the ros2 command-line tools) in DDS domain ``domain_id``.
+
+    Returns the CompletedProcess (stdout and stderr as text).  ``--no-daemon`` where a command
+    has it is the caller's choice; a started daemon must be stopped (``ros2 daemon stop``).
+    """
+    return subprocess.run(['ros2', *args], env=node_environment(domain_id, env),
+                          capture_output=True, text=True, timeout=timeout)
 
 
 class GraphClient:

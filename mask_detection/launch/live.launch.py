@@ -10,11 +10,14 @@ import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable, \
+    UnsetEnvironmentVariable
 from launch.conditions import IfCondition
-from launch.substitutions import EnvironmentVariable, LaunchConfiguration
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PythonExpression
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
+
+from mask_detection.fastdds import profile_variable as fastdds_profile_variable
 
 PACKAGE = 'mask_detection'
 
@@ -22,6 +25,7 @@ PACKAGE = 'mask_detection'
 def generate_launch_description():
     share = get_package_share_directory(PACKAGE)
     config = os.path.join(share, 'config')
+    profile_variable, other_profile_variable = fastdds_profile_variable()
     arguments = [
         DeclareLaunchArgument('source', default_value='0', description=(
             "Camera index ('0'), device (/dev/video0), video file, stream URL or GStreamer "
@@ -50,10 +54,20 @@ def generate_launch_description():
         DeclareLaunchArgument('image_topic', default_value='image_raw',
                               description='Image topic the detector subscribes to.'),
         DeclareLaunchArgument(
+            'qos_reliability',
+            # A file is played once: reliable delivery repairs the frames sent while the
+            # detector's reader was still matching (best effort loses the first few).
+            default_value=PythonExpression([
+                "'reliable' if __import__('os').path.isfile(r'''",
+                LaunchConfiguration('source'), "''') else 'best_effort'"]),
+            description="Detector image subscription: 'best_effort' or 'reliable'; default: "
+                        'reliable for a video file, best_effort (sensor data) otherwise.'),
+        DeclareLaunchArgument(
             'fastdds_profile',
-            default_value=EnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE',
-                                              default_value=os.path.join(
-                                                  config, 'fastdds_large_shm.xml')),
+            default_value=EnvironmentVariable(
+                'FASTDDS_DEFAULT_PROFILES_FILE', default_value=EnvironmentVariable(
+                    'FASTRTPS_DEFAULT_PROFILES_FILE',
+                    default_value=os.path.join(config, 'fastdds_large_shm.xml'))),
             description='Fast DDS profile for these nodes (large images via shared memory, '
                         'UDP on every interface).'),
     ]
@@ -67,19 +81,25 @@ def generate_launch_description():
             'height': ParameterValue(LaunchConfiguration('height'), value_type=int),
             'fps': ParameterValue(LaunchConfiguration('fps'), value_type=float),
             'frame_id': ParameterValue(LaunchConfiguration('frame_id'), value_type=str),
+            # A file plays once the detector listens, from its first frame (cameras ignore it).
+            'wait_for_subscribers': 1,
         }])
     detector = Node(
         package=PACKAGE, executable='detector_node', name='detector_node',
         namespace=LaunchConfiguration('namespace'), output='screen',
         remappings=[('image', LaunchConfiguration('image_topic'))],
         parameters=[LaunchConfiguration('params_file'), {
+            'qos_reliability': ParameterValue(LaunchConfiguration('qos_reliability'),
+                                              value_type=str),
             'face_detector': ParameterValue(LaunchConfiguration('face_detector'),
                                             value_type=str),
             'model_path': ParameterValue(LaunchConfiguration('model_path'), value_type=str),
         }])
     return LaunchDescription(arguments + [
-        SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE',
-                               LaunchConfiguration('fastdds_profile')),
+        # FASTRTPS_DEFAULT_PROFILES_FILE for Fast DDS 2.x (Jazzy, Humble), FASTDDS_... for 3
+        # (Kilted), not both: Kilted's RMW would load it twice and log XMLPARSER errors.
+        SetEnvironmentVariable(profile_variable, LaunchConfiguration('fastdds_profile')),
+        UnsetEnvironmentVariable(other_profile_variable),
         camera,
         detector,
     ])

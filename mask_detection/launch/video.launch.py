@@ -9,10 +9,13 @@ import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable, \
+    UnsetEnvironmentVariable
 from launch.substitutions import EnvironmentVariable, LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
+
+from mask_detection.fastdds import profile_variable as fastdds_profile_variable
 
 PACKAGE = 'mask_detection'
 
@@ -20,6 +23,7 @@ PACKAGE = 'mask_detection'
 def generate_launch_description():
     share = get_package_share_directory(PACKAGE)
     config = os.path.join(share, 'config')
+    profile_variable, other_profile_variable = fastdds_profile_variable()
     arguments = [
         DeclareLaunchArgument('video', description='Video file to play (required).'),
         DeclareLaunchArgument('loop', default_value='false',
@@ -38,9 +42,10 @@ def generate_launch_description():
                               description='detector_node parameter file.'),
         DeclareLaunchArgument(
             'fastdds_profile',
-            default_value=EnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE',
-                                              default_value=os.path.join(
-                                                  config, 'fastdds_large_shm.xml')),
+            default_value=EnvironmentVariable(
+                'FASTDDS_DEFAULT_PROFILES_FILE', default_value=EnvironmentVariable(
+                    'FASTRTPS_DEFAULT_PROFILES_FILE',
+                    default_value=os.path.join(config, 'fastdds_large_shm.xml'))),
             description='Fast DDS profile for these nodes (large images via shared memory, '
                         'UDP on every interface).'),
     ]
@@ -67,8 +72,10 @@ def generate_launch_description():
             'model_path': ParameterValue(LaunchConfiguration('model_path'), value_type=str),
         }])
     return LaunchDescription(arguments + [
-        SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE',
-                               LaunchConfiguration('fastdds_profile')),
+        # FASTRTPS_DEFAULT_PROFILES_FILE for Fast DDS 2.x (Jazzy, Humble), FASTDDS_... for 3
+        # (Kilted), not both: Kilted's RMW would load it twice and log XMLPARSER errors.
+        SetEnvironmentVariable(profile_variable, LaunchConfiguration('fastdds_profile')),
+        UnsetEnvironmentVariable(other_profile_variable),
         camera,
         detector,
     ])

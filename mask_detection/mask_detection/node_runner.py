@@ -1,6 +1,34 @@
 """main() of the package's nodes: build, spin, shut down cleanly on SIGINT / SIGTERM."""
+import signal
+
 import rclpy
 from rclpy.executors import ExternalShutdownException
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class _StopSignals:
+    """Python-level SIGINT / SIGTERM handler: the first one stops, later ones are ignored.
+
+    Ctrl-C on ``ros2 launch`` reaches a node twice: the terminal signals the whole process
+    group and launch forwards another SIGINT (then SIGTERM if the node is slow to exit).  Only
+    while the node is being built or spun does a signal raise KeyboardInterrupt; during the
+    clean-up (joining threads, destroying the node) every further signal is ignored, so it can
+    finish and the process exits 0 without a traceback.  rclpy's own handler, installed by
+    rclpy.init() on top of this one, shuts the context down and then calls this one.
+    """
+
+    def __init__(self):
+        self.interruptible = True
+
+    def __call__(self, signum, frame):
+        if self.interruptible:
+            self.interruptible = False
+            raise KeyboardInterrupt
+
+    def install(self):
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, self)
 
 
 def run_node(name, build, fatal_errors=(), finished=None, close=None, args=None):
@@ -9,12 +37,15 @@ def run_node(name, build, fatal_errors=(), finished=None, close=None, args=None)
     ``finished(node)`` ends the spin early (e.g. a video file is over); ``close(node)`` runs
     before the node is destroyed.  An exception of ``fatal_errors`` (an unusable
     configuration) logs one FATAL line and gives exit code 1; after a normal end the node's
-    ``exit_code`` attribute, if it has one, is returned.
+    ``exit_code`` attribute, if it has one, is returned.  SIGINT and SIGTERM (one or several)
+    end the node cleanly with exit code 0.
     """
-    rclpy.init(args=args)
+    stop_signals = _StopSignals()
+    stop_signals.install()
     node = None
     exit_code = 0
     try:
+        rclpy.init(args=args)
         node = build()
         if finished is None:
             rclpy.spin(node)
@@ -33,6 +64,7 @@ def run_node(name, build, fatal_errors=(), finished=None, close=None, args=None)
         if rclpy.ok():
             raise
     finally:
+        stop_signals.interruptible = False
         if node is not None:
             if close is not None:
                 close(node)

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.lint
 
 
 def _python_files():
-    skip = {'.venv', 'build', 'install', 'log', '.git', 'demo_output'}
+    skip = {'.venv', '.envs', 'build', 'install', 'log', '.git', 'demo_output'}
     return sorted(str(p.relative_to(ROOT)) for p in ROOT.rglob('*.py')
                   if not skip.intersection(p.relative_to(ROOT).parts))
 
