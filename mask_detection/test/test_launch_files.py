@@ -274,3 +274,59 @@ def test_video_launch_file_runs(tmp_path, model_path):
         service.shutdown()
         runner.join(30)
     assert (arrays[0].image_width, arrays[0].image_height) == (512, 512)
+
+
+@pytest.mark.skipif(not _launch_is_installed(),
+                    reason='the launch package is not installable in this environment '
+                           '(ROS 2 from PyPI wheels); the launch files are checked statically')
+@pytest.mark.graph
+@pytest.mark.parametrize('autostart', ['true', 'false'])
+def test_video_launch_file_managed_detector_and_greeter(tmp_path, model_path, autostart):
+    """managed:=true greeter:=true: the lifecycle node is activated by the launch file (or not)."""
+    import launch
+    from launch.actions import IncludeLaunchDescription
+    from launch.launch_description_sources import PythonLaunchDescriptionSource
+    from lifecycle_msgs.srv import GetState
+    from std_msgs.msg import String
+
+    frame = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
+    video = write_video(tmp_path / 'astronaut.avi', frame, 20, 20.0)
+    domain = ros_domain_id()
+    os.environ['ROS_DOMAIN_ID'] = str(domain)
+    service = launch.LaunchService()
+    service.include_launch_description(launch.LaunchDescription([IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(str(INSTALLED_SHARE / 'launch' / 'video.launch.py')),
+        launch_arguments={'video': str(video), 'loop': 'true', 'model_path': str(model_path),
+                          'face_detector': 'haar', 'managed': 'true', 'autostart': autostart,
+                          'greeter': 'true'}.items())]))
+    seen = {}
+
+    def check():    # in a helper thread: LaunchService.run() must have the main thread
+        try:
+            with GraphClient(domain) as client:
+                arrays = client.collect(MaskDetectionArray, 'detections')
+                greetings = client.collect(String, 'greeting')
+                state = client.node.create_client(GetState, '/detector_node/get_state')
+                if not client.spin_until(state.service_is_ready, timeout=60):
+                    return
+                if autostart == 'true':
+                    client.spin_until(lambda: arrays and greetings, timeout=90)
+                else:
+                    client.spin_for(5.0)
+                future = state.call_async(GetState.Request())
+                client.spin_until(future.done, timeout=10)
+                seen.update(state=future.result().current_state.label, arrays=list(arrays),
+                            greetings=[msg.data for msg in greetings])
+        finally:
+            service.shutdown()
+
+    checker = threading.Thread(target=check, daemon=True)
+    checker.start()
+    service.run()
+    checker.join(30)
+    assert seen, 'no lifecycle state service /detector_node/get_state'
+    if autostart == 'true':
+        assert seen['state'] == 'active' and seen['arrays'], seen['state']
+        assert seen['greetings'] and seen['greetings'][0].startswith(('Welcome', 'Hello')), seen
+    else:
+        assert seen['state'] == 'unconfigured' and not seen['arrays']
