@@ -32,11 +32,20 @@ class ManagedDetectorNode(LifecycleNode):
         except ConfigurationError as error:
             self.get_logger().error(f'configure failed: {error}')
             return TransitionCallbackReturn.FAILURE
+        except Exception as error:  # noqa: B902 - rclpy would turn it into ERROR, unlogged
+            self.get_logger().error(f'configure failed: {type(error).__name__}: {error}')
+            self.core.cleanup()
+            return TransitionCallbackReturn.FAILURE
         self.get_logger().info('configured: models loaded, publishers created')
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state):
-        self.core.activate()
+        try:
+            self.core.activate()
+        except Exception as error:  # noqa: B902 - rclpy would turn it into ERROR, unlogged
+            self.get_logger().error(f'activate failed: {type(error).__name__}: {error}')
+            self.core.deactivate()
+            return TransitionCallbackReturn.FAILURE
         return super().on_activate(state)
 
     def on_deactivate(self, state):
