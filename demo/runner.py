@@ -1,11 +1,11 @@
-"""Run the product end to end: camera_node -> detector_node -> demo_recorder, then a report.
+"""Run the product end to end: camera_node -> detector_node -> greeter_node + recorder; a report.
 
     make demo                        # the built-in demo video (built once, then cached)
     make demo VIDEO=path/to/file.mp4
     make live                        # /dev/video0 until Ctrl-C (or --duration)
     scripts/in_env.sh python -m demo --help
 
-Starts the three nodes as real ROS 2 processes in a DDS domain of their own, plays the video once
+Starts the four nodes as real ROS 2 processes in a DDS domain of their own, plays the video once
 (loop false), waits for the camera to finish and the recorder to drain, stops every process
 (SIGTERM, then SIGKILL after a timeout) and prints a table.  Outputs go to ``demo_output/``
 (see mask_detection/demo_recorder.py); node logs to ``demo_output/logs/``.  Exit code 0 only
@@ -86,7 +86,10 @@ class GraphWatcher:
         return (node.count_subscribers('/image_raw') >= 1
                 and node.count_publishers('/detections') >= 1
                 and node.count_subscribers('/detections') >= 1
-                and node.count_subscribers('/annotated_image') >= 1)
+                and node.count_subscribers('/annotated_image') >= 1
+                # the recorder and the greeter; the recorder hears the greetings
+                and node.count_subscribers('/visitor_events') >= 2
+                and node.count_subscribers('/greeting') >= 1)
 
     def close(self):
         self.node.destroy_node()
@@ -205,6 +208,7 @@ def format_table(summary, extra):
         ('detection rate', f"{summary['fps']:.1f} fps" if summary.get('fps') else 'n/a'),
         ('annotated frames recorded', summary.get('annotated_frames', 0)),
         ('visitor events', summary.get('events', 0)),
+        ('greetings (greeter_node)', summary.get('greetings', 0)),
     ]
     agreement = extra.get('truth')
     if agreement and agreement['true_faces']:
@@ -215,7 +219,13 @@ def format_table(summary, extra):
                          f"{agreement['label_agrees']} "
                          f"({100.0 * agreement['label_agrees'] / agreement['found']:.0f} %)"))
     width = max(len(name) for name, _ in rows)
-    return '\n'.join(f'  {name:<{width}}  {value}' for name, value in rows)
+    lines = [f'  {name:<{width}}  {value}' for name, value in rows]
+    greetings = extra.get('greetings') or []
+    if greetings:
+        start = greetings[0]['received']
+        lines += ['  greetings, in order:'] + [
+            f"    {g['received'] - start:6.1f} s  {g['text']}" for g in greetings]
+    return '\n'.join(lines)
 
 
 def parse_args(argv):
@@ -237,6 +247,8 @@ def parse_args(argv):
     parser.add_argument('--detector-param', action='append', default=[], metavar='NAME=VALUE',
                         help='extra detector_node parameter (repeatable), e.g. '
                              'face_detector=haar')
+    parser.add_argument('--speak', action='store_true',
+                        help='greeter_node also speaks the greetings (espeak-ng, audio device)')
     parser.add_argument('--start-timeout', type=float, default=90.0,
                         help='seconds to wait for the nodes to connect (model loading)')
     parser.add_argument('--stop-timeout', type=float, default=10.0,
@@ -310,8 +322,12 @@ def run(args):
     detector = NodeProcess('detector_node', domain, log_dir, params=detector_params,
                            remaps={'image': 'image_raw'}, log_name='detector_node.log')
     # annotated.mp4 at the rate the detector processes, measured by the recorder (real time).
+    # Idle for 4 s: the visitors leave (VISITOR_LEFT, goodbyes) 2 s (leave_timeout) after the
+    # last image.
     recorder = NodeProcess('demo_recorder', domain, log_dir, params={
-        'output_dir': str(out.resolve()), 'idle_timeout': 2.0}, log_name='demo_recorder.log')
+        'output_dir': str(out.resolve()), 'idle_timeout': 4.0}, log_name='demo_recorder.log')
+    greeter = NodeProcess('greeter_node', domain, log_dir, params={
+        'speak': args.speak}, log_name='greeter_node.log')
     camera = NodeProcess('camera_node', domain, log_dir, params=camera_params,
                          log_name='camera_node.log')
     watcher = None
@@ -320,10 +336,11 @@ def run(args):
     try:
         detector.start()
         recorder.start()
+        greeter.start()
         watcher = GraphWatcher(domain)
-        wait_until(watcher.ready, args.start_timeout, [detector, recorder])
-        print(f'[demo] detector and recorder connected after {time.monotonic() - started:.1f} '
-              's; starting the camera')
+        wait_until(watcher.ready, args.start_timeout, [detector, recorder, greeter])
+        print(f'[demo] detector, greeter and recorder connected after '
+              f'{time.monotonic() - started:.1f} s; starting the camera')
         camera.start()
         if video:
             # Real time playback, plus slack for a loaded machine.
@@ -344,7 +361,7 @@ def run(args):
             if code not in (None, 0):
                 raise DemoError(f'camera_node failed (exit code {code}):\n{camera.log_tail()}')
             camera.stop(args.stop_timeout)      # --duration is over: no new frames
-        # The recorder ends by itself 2 s after the last message: the detector's last results.
+        # The recorder ends by itself 4 s after the last message: the detector's last results.
         if recorder.wait(30.0) is None:
             print('[demo] recorder still busy 30 s after the camera ended: stopping it',
                   file=sys.stderr)
@@ -354,7 +371,8 @@ def run(args):
         if watcher is not None:
             watcher.close()
         # Camera first (no new frames), then the recorder (writes its files), then the detector.
-        codes = {p.name: p.stop(args.stop_timeout) for p in (camera, recorder, detector)}
+        codes = {p.name: p.stop(args.stop_timeout)
+                 for p in (camera, recorder, greeter, detector)}
     wall = time.monotonic() - started
     print(f'[demo] all nodes stopped after {wall:.1f} s (exit codes: '
           + ', '.join(f'{name} {code}' for name, code in codes.items()) + ')')
@@ -372,7 +390,8 @@ def report(out, video, detector, codes, wall):
     counts = detector_counts(summary.get('detector_diagnostics'))
     dropped = counts.get('dropped')
     extra = {'video_frames': video.frame_count if video else 'n/a',
-             'dropped': dropped if dropped is not None else 'n/a'}
+             'dropped': dropped if dropped is not None else 'n/a',
+             'greetings': read_records(out / 'greetings.jsonl')}
     if video is not None and dropped is not None:
         # Frames the detector never saw: sent before DDS matched the two, or lost in transport.
         extra['unseen'] = video.frame_count - len(records) - dropped - counts.get('bad', 0)
@@ -387,8 +406,8 @@ def report(out, video, detector, codes, wall):
     summary_path.write_text(json.dumps(summary, indent=2) + '\n')
     print('\n[demo] results (a smoke demo: accuracy numbers are in the model card / benchmarks)')
     print(format_table(summary, extra))
-    print(f'\n[demo] wrote {out}/detections.jsonl, annotated.mp4, summary.png, summary.json '
-          f'({wall:.1f} s of nodes running)')
+    print(f'\n[demo] wrote {out}/detections.jsonl, events.jsonl, greetings.jsonl, '
+          f'annotated.mp4, summary.png, summary.json ({wall:.1f} s of nodes running)')
     if summary.get('frames', 0) == 0:
         print('[demo] FAILED: no detections were received. detector_node log:\n'
               + detector.log_tail(), file=sys.stderr)

@@ -27,6 +27,8 @@ setup(
         'console_scripts': [
             'camera_node = mask_detection.camera_node:main',
             'detector_node = mask_detection.detector_node:main',
+            'managed_detector_node = mask_detection.managed_detector_node:main',
+            'greeter_node = mask_detection.greeter_node:main',
             'demo_recorder = mask_detection.demo_recorder:main',
         ],
     },

@@ -9,6 +9,7 @@ from conftest import ros_domain_id
 import cv2
 import numpy as np
 import pytest
+import yaml
 
 from demo import video as demo_video
 from demo.video import (bundled_portraits, draw_surgical_mask, LABEL_MASK,
@@ -279,3 +280,27 @@ def test_make_demo_end_to_end_on_a_short_video(tmp_path):
     sheet = cv2.imread(str(out / 'summary.png'))
     assert sheet is not None and sheet.shape[1] == 4 * 320
     assert 'mask / no mask / unknown' in result.stdout
+    _assert_one_greeting_per_visitor_state(out, result.stdout)
+
+
+def _assert_one_greeting_per_visitor_state(out, stdout):
+    """greetings.jsonl holds, in order, one phrase per visitor state of events.jsonl."""
+    phrases = yaml.safe_load((ROOT / 'mask_detection' / 'config' / 'greetings.yaml')
+                             .read_text())['languages']['en']
+    events = [json.loads(line) for line in (out / 'events.jsonl').read_text().splitlines()]
+    greeted, expected = {}, []
+    for event in events:
+        track, label = event['track_id'], event['label']
+        if event['event'] == 'left':
+            if greeted.pop(track, None) is not None:
+                expected.append(phrases['goodbye'])
+        elif label in ('mask', 'no_mask') and greeted.get(track) != label:
+            expected.append(phrases['request'] if label == 'no_mask' else
+                            phrases['thanks'] if greeted.get(track) == 'no_mask' else
+                            phrases['welcome'])
+            greeted[track] = label
+    greetings = [json.loads(line)['text']
+                 for line in (out / 'greetings.jsonl').read_text().splitlines()]
+    assert expected, f'no visitor was seen: {events}'
+    assert greetings == expected, (events, greetings)
+    assert all(text in stdout for text in set(greetings)), 'greetings not in the table'

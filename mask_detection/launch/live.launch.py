@@ -3,6 +3,8 @@
     ros2 launch mask_detection live.launch.py source:=/dev/video0 width:=640 height:=480
     ros2 launch mask_detection live.launch.py namespace:=front source:=0
     ros2 launch mask_detection live.launch.py use_camera:=false image_topic:=/robot/camera/image
+    ros2 launch mask_detection live.launch.py ... managed:=true    # lifecycle detector
+    ros2 launch mask_detection live.launch.py ... greeter:=true speak:=true
 
 Launch arguments override the values in params_file (default: config/detector.yaml).
 """
@@ -10,12 +12,17 @@ import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable, \
-    UnsetEnvironmentVariable
-from launch.conditions import IfCondition
-from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PythonExpression
-from launch_ros.actions import Node
+from launch.actions import (DeclareLaunchArgument, EmitEvent, RegisterEventHandler,
+                            SetEnvironmentVariable, UnsetEnvironmentVariable)
+from launch.conditions import IfCondition, UnlessCondition
+from launch.events import matches_action
+from launch.substitutions import (AndSubstitution, EnvironmentVariable, LaunchConfiguration,
+                                  PythonExpression)
+from launch_ros.actions import LifecycleNode, Node
+from launch_ros.event_handlers import OnStateTransition
+from launch_ros.events.lifecycle import ChangeState
 from launch_ros.parameter_descriptions import ParameterValue
+from lifecycle_msgs.msg import Transition
 
 from mask_detection.fastdds import profile_variable as fastdds_profile_variable
 
@@ -53,6 +60,19 @@ def generate_launch_description():
                               description='false: only the detector, on image_topic.'),
         DeclareLaunchArgument('image_topic', default_value='image_raw',
                               description='Image topic the detector subscribes to.'),
+        DeclareLaunchArgument('managed', default_value='false', description=(
+            'true: the detector as a managed (lifecycle) node, managed_detector_node '
+            '(ros2 lifecycle set /detector_node configure|activate|deactivate|cleanup).')),
+        DeclareLaunchArgument('autostart', default_value='true', description=(
+            'With managed:=true: configure and activate the detector at once; false = leave '
+            'it unconfigured for a lifecycle manager.')),
+        DeclareLaunchArgument('greeter', default_value='false',
+                              description='true: also start greeter_node (visitor greetings).'),
+        DeclareLaunchArgument('speak', default_value='false',
+                              description='greeter: also speak the greetings with espeak-ng.'),
+        DeclareLaunchArgument('language', default_value='',
+                              description="greeter: language of config/greetings.yaml ('en', "
+                                          "'de', 'fr'); empty = the file's default."),
         DeclareLaunchArgument(
             'qos_reliability',
             # A file is played once: reliable delivery repairs the frames sent while the
@@ -84,8 +104,9 @@ def generate_launch_description():
             # A file plays once the detector listens, from its first frame (cameras ignore it).
             'wait_for_subscribers': 1,
         }])
-    detector = Node(
-        package=PACKAGE, executable='detector_node', name='detector_node',
+    # detector_node and managed_detector_node take the same options.
+    detector_options = dict(
+        package=PACKAGE, name='detector_node',
         namespace=LaunchConfiguration('namespace'), output='screen',
         remappings=[('image', LaunchConfiguration('image_topic'))],
         parameters=[LaunchConfiguration('params_file'), {
@@ -95,6 +116,30 @@ def generate_launch_description():
                                             value_type=str),
             'model_path': ParameterValue(LaunchConfiguration('model_path'), value_type=str),
         }])
+    managed = LaunchConfiguration('managed')
+    detector = Node(executable='detector_node', condition=UnlessCondition(managed),
+                    **detector_options)
+    managed_detector = LifecycleNode(executable='managed_detector_node',
+                                     condition=IfCondition(managed), **detector_options)
+    autostart = IfCondition(AndSubstitution(managed, LaunchConfiguration('autostart')))
+    # Autostart: configure now; activate once configuring has ended in 'inactive' (a later
+    # deactivate also ends in 'inactive', but from 'deactivating': no re-activation).
+    configure = EmitEvent(condition=autostart, event=ChangeState(
+        lifecycle_node_matcher=matches_action(managed_detector),
+        transition_id=Transition.TRANSITION_CONFIGURE))
+    activate = RegisterEventHandler(condition=autostart, event_handler=OnStateTransition(
+        target_lifecycle_node=managed_detector, start_state='configuring', goal_state='inactive',
+        entities=[EmitEvent(event=ChangeState(
+            lifecycle_node_matcher=matches_action(managed_detector),
+            transition_id=Transition.TRANSITION_ACTIVATE))]))
+    greeter = Node(
+        package=PACKAGE, executable='greeter_node', name='greeter_node',
+        namespace=LaunchConfiguration('namespace'), output='screen',
+        condition=IfCondition(LaunchConfiguration('greeter')),
+        parameters=[os.path.join(config, 'greeter.yaml'), {
+            'speak': ParameterValue(LaunchConfiguration('speak'), value_type=bool),
+            'language': ParameterValue(LaunchConfiguration('language'), value_type=str),
+        }])
     return LaunchDescription(arguments + [
         # FASTRTPS_DEFAULT_PROFILES_FILE for Fast DDS 2.x (Jazzy, Humble), FASTDDS_... for 3
         # (Kilted), not both: Kilted's RMW would load it twice and log XMLPARSER errors.
@@ -102,4 +147,8 @@ def generate_launch_description():
         UnsetEnvironmentVariable(other_profile_variable),
         camera,
         detector,
+        managed_detector,
+        activate,
+        configure,
+        greeter,
     ])

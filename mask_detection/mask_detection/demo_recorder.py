@@ -1,12 +1,14 @@
 """demo_recorder: record what detector_node publishes, for the demo and for inspection.
 
 Subscribes ``detections`` (MaskDetectionArray), ``annotated_image`` (Image), ``visitor_events``
-(VisitorEvent) and ``/diagnostics``, and writes to ``output_dir``:
+(VisitorEvent), ``greeting`` (std_msgs/String, from greeter_node) and ``/diagnostics``, and
+writes to ``output_dir``:
 
 - ``detections.jsonl``: one line per MaskDetectionArray (header, image size, every field of every
   detection) plus the receive time and the latency (receive time - header stamp).
 - ``annotated.mp4``: the annotated images (mp4v), ``summary.png``: a contact sheet of them.
-- ``events.jsonl``: the visitor events; ``summary.json``: counts, latency and rate.
+- ``events.jsonl``: the visitor events; ``greetings.jsonl``: the greetings (receive time, text);
+  ``summary.json``: counts, latency and rate.
 
 Ends by itself ``idle_timeout`` seconds after the last message (0 = never) or on SIGTERM/SIGINT,
 writing every file before it exits.
@@ -23,6 +25,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
+from std_msgs.msg import String
 
 from mask_detection.image_codec import image_msg_to_array
 from mask_detection.node_runner import run_node
@@ -81,6 +84,7 @@ class RunStatistics:
     last_received: float = None
     annotated_frames: int = 0
     events: int = 0
+    greetings: int = 0
 
     def add(self, record):
         self.arrays += 1
@@ -112,6 +116,7 @@ class RunStatistics:
             'fps': round((self.arrays - 1) / span, 2) if span > 0 else None,
             'annotated_frames': self.annotated_frames,
             'events': self.events,
+            'greetings': self.greetings,
         }
 
 
@@ -196,11 +201,12 @@ class DemoRecorder(Node):
         self.video_fps = float(self.get_parameter('video_fps').value)
         self.idle_timeout = float(self.get_parameter('idle_timeout').value)
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        for name in ('detections.jsonl', 'events.jsonl', 'annotated.mp4', 'summary.png',
-                     'summary.json'):
+        for name in ('detections.jsonl', 'events.jsonl', 'greetings.jsonl', 'annotated.mp4',
+                     'summary.png', 'summary.json'):
             (self.output_dir / name).unlink(missing_ok=True)
         self.detections_file = open(self.output_dir / 'detections.jsonl', 'w')
         self.events_file = open(self.output_dir / 'events.jsonl', 'w')
+        self.greetings_file = open(self.output_dir / 'greetings.jsonl', 'w')
         self.stats = RunStatistics()
         self.sheet = ContactSheet(int(self.get_parameter('sheet_tiles').value))
         self.video = None
@@ -218,6 +224,9 @@ class DemoRecorder(Node):
             QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
         self.create_subscription(
             VisitorEvent, 'visitor_events', self._on_event,
+            QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+        self.create_subscription(
+            String, 'greeting', self._on_greeting,
             QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
         # Best effort matches both reliable and best-effort image publishers.
         image_qos = QoSProfile(depth=30, reliability=qos_profile_sensor_data.reliability)
@@ -245,6 +254,13 @@ class DemoRecorder(Node):
                   'box': [msg.x, msg.y, msg.width, msg.height]}
         self.events_file.write(json.dumps(record, separators=(',', ':')) + '\n')
         self.stats.events += 1
+
+    def _on_greeting(self, msg):
+        self._touch()
+        record = {'received': round(self.get_clock().now().nanoseconds * 1e-9, 3),
+                  'text': msg.data}
+        self.greetings_file.write(json.dumps(record, ensure_ascii=False) + '\n')
+        self.stats.greetings += 1
 
     def _on_annotated(self, msg):
         self._touch()
@@ -322,6 +338,7 @@ class DemoRecorder(Node):
         self.closed = True
         self.detections_file.close()
         self.events_file.close()
+        self.greetings_file.close()
         if self.video is None and self.pending:
             self._open_video()
         if self.video is not None:

@@ -244,22 +244,22 @@ class WindowStats:
     stage_ms: dict = dataclasses.field(default_factory=dict)
 
 
-class DetectorNode(Node):
-    """ROS adapter around MaskDetectionPipeline (+ MaskTracker)."""
+class DetectorCore:
+    """Everything detector_node and managed_detector_node share, on a given rclpy node.
 
-    def __init__(self, **kwargs):
-        super().__init__('detector_node', **kwargs)
+    Owns the parameters, the pipeline and tracker, the frame path and the statistics.  The
+    two node classes only differ in when they call configure() (parameters validated,
+    models loaded, publishers created), activate() (image subscription, worker thread),
+    deactivate() (neither: no processing) and cleanup().
+    """
+
+    def __init__(self, node):
+        self.node = node
         self.specs = {spec.name: spec for spec in parameter_specs()}
         for spec in self.specs.values():
-            self.declare_parameter(spec.name, spec.default, spec.descriptor())
-        values = self._values()
-        reliability = values['qos_reliability']
-        if reliability not in ('best_effort', 'reliable'):
-            raise ConfigurationError(
-                f"qos_reliability must be 'best_effort' or 'reliable', got {reliability!r}")
+            node.declare_parameter(spec.name, spec.default, spec.descriptor())
         self.pipeline = self.tracker = None
-        self.pipeline, self.tracker = self._build(values)     # ConfigurationError if bad
-        self.add_on_set_parameters_callback(self._on_set_parameters)
+        node.add_on_set_parameters_callback(self._on_set_parameters)
 
         self.lock = threading.Lock()
         # The worker and the silence timer both advance the tracker.
@@ -272,35 +272,95 @@ class DetectorNode(Node):
         self.dropped_total = 0
         self.bad_frames_total = 0
         self.mailbox = LatestFrame()
-        self.bad_frame_log = ThrottledLog(self.get_logger().error, BAD_FRAME_LOG_PERIOD_S)
+        self.bad_frame_log = ThrottledLog(node.get_logger().error, BAD_FRAME_LOG_PERIOD_S)
+        self.detections_pub = self.annotated_pub = self.events_pub = None
+        self.diagnostics_pub = self.diagnostics_timer = None
+        self.subscription = self.silence_timer = None
+        self.image_topic = node.resolve_topic_name('image')
+        self._stop = threading.Event()
+        self._worker = None
 
-        self.detections_pub = self.create_publisher(MaskDetectionArray, 'detections', 10)
-        self.annotated_pub = self.create_publisher(
+    @property
+    def configured(self):
+        return self.pipeline is not None
+
+    @property
+    def active(self):
+        return self.subscription is not None
+
+    def configure(self):
+        """Validate the parameters, load the models, create the publishers.
+
+        ConfigurationError (nothing created) if the parameters are unusable.
+        """
+        values = self._values()
+        reliability = values['qos_reliability']
+        if reliability not in ('best_effort', 'reliable'):
+            raise ConfigurationError(
+                f"qos_reliability must be 'best_effort' or 'reliable', got {reliability!r}")
+        self.pipeline, self.tracker = self._build(values)     # ConfigurationError if bad
+        node = self.node
+        self.detections_pub = node.create_publisher(MaskDetectionArray, 'detections', 10)
+        self.annotated_pub = node.create_publisher(
             Image, 'annotated_image',
             QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE))
-        self.events_pub = (self.create_publisher(
+        self.events_pub = (node.create_publisher(
             VisitorEventMsg, 'visitor_events',
             QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
             if tracking is not None else None)
-        self.diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.diagnostics_pub = node.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.diagnostics_timer = node.create_timer(DIAGNOSTICS_PERIOD_S,
+                                                   self._publish_diagnostics)
+
+    def activate(self):
+        """Subscribe to images and start processing them."""
+        reliability = self._values()['qos_reliability']
         image_qos = QoSProfile(depth=2, reliability=(
             ReliabilityPolicy.RELIABLE if reliability == 'reliable'
             else ReliabilityPolicy.BEST_EFFORT))
-        self.subscription = self.create_subscription(Image, 'image', self._on_image, image_qos)
-        self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
-        self.create_timer(SILENCE_CHECK_PERIOD_S, self._expire_tracks_on_silence)
-
-        self._stop = threading.Event()
+        with self.lock:     # "no image for N s" counts from activation
+            self.created = time.monotonic()
+        self.subscription = self.node.create_subscription(Image, 'image', self._on_image,
+                                                          image_qos)
+        self.silence_timer = self.node.create_timer(SILENCE_CHECK_PERIOD_S,
+                                                    self._expire_tracks_on_silence)
+        self._stop.clear()
         self._worker = threading.Thread(target=self._work, name='detector', daemon=True)
         self._worker.start()
-        self.get_logger().info(
+        self.node.get_logger().info(
             f'{self._pipeline_summary()}; listening on {self.subscription.topic_name} '
             f'({reliability})')
+
+    def deactivate(self):
+        """Unsubscribe and stop the worker: no image reaches the process, nothing runs."""
+        if self.subscription is not None:
+            self.node.destroy_subscription(self.subscription)
+            self.subscription = None
+        if self.silence_timer is not None:
+            self.node.destroy_timer(self.silence_timer)
+            self.silence_timer = None
+        self.stop()
+        self.mailbox.take(timeout=0)       # a frame waiting from before is stale
+
+    def cleanup(self):
+        """Undo configure(): publishers gone, models released."""
+        self.deactivate()
+        for publisher in (self.detections_pub, self.annotated_pub, self.events_pub,
+                          self.diagnostics_pub):
+            if publisher is not None:
+                self.node.destroy_publisher(publisher)
+        if self.diagnostics_timer is not None:
+            self.node.destroy_timer(self.diagnostics_timer)
+        self.detections_pub = self.annotated_pub = self.events_pub = None
+        self.diagnostics_pub = self.diagnostics_timer = None
+        with self.tracker_lock:
+            self.pipeline = self.tracker = None
+            self.last_tracked = None
 
     # ---- configuration -------------------------------------------------------------------
 
     def _values(self, overrides=()):
-        values = {name: self.get_parameter(name).value for name in self.specs}
+        values = {name: self.node.get_parameter(name).value for name in self.specs}
         values.update({parameter.name: parameter.value for parameter in overrides})
         return values
 
@@ -325,13 +385,14 @@ class DetectorNode(Node):
 
     def _on_set_parameters(self, parameters):
         changed = {p.name for p in parameters if p.name in self.specs}
-        if not changed:
+        if not changed or not self.configured:
+            # Unconfigured (managed node): configure() validates and builds everything.
             return SetParametersResult(successful=True)
         try:
             self.pipeline, self.tracker = self._build(self._values(parameters), changed)
         except ConfigurationError as error:
             return SetParametersResult(successful=False, reason=str(error))
-        self.get_logger().info(
+        self.node.get_logger().info(
             'parameters changed: ' + ', '.join(f'{p.name}={p.value!r}' for p in parameters))
         return SetParametersResult(successful=True)
 
@@ -355,7 +416,7 @@ class DetectorNode(Node):
     def _work(self):
         next_start = 0.0
         while not self._stop.is_set():
-            max_rate = self.get_parameter('max_rate_hz').value
+            max_rate = self.node.get_parameter('max_rate_hz').value
             if max_rate > 0:
                 # Frames arriving during this wait replace each other in the mailbox.
                 self._stop.wait(max(0.0, next_start - time.monotonic()))
@@ -381,7 +442,7 @@ class DetectorNode(Node):
             with self.lock:
                 self.window.bad_frames += 1
             self.bad_frame_log(
-                f'bad image on {self.subscription.topic_name} ({msg.width}x{msg.height} '
+                f'bad image on {self.image_topic} ({msg.width}x{msg.height} '
                 f'{msg.encoding!r}, frame_id {msg.header.frame_id!r}), skipped: {error}')
             return
         pipeline, tracker = self.pipeline, self.tracker
@@ -390,7 +451,7 @@ class DetectorNode(Node):
         if tracker is not None:
             stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
             if not stamp:       # an unstamped image: track on the arrival time instead
-                stamp = self.get_clock().now().nanoseconds * 1e-9
+                stamp = self.node.get_clock().now().nanoseconds * 1e-9
             with self.tracker_lock:
                 tracked = tracker.update(detections, stamp)
                 self.last_tracked = (msg.header, stamp, time.monotonic())
@@ -430,9 +491,10 @@ class DetectorNode(Node):
                 return
             events = tracker.update([], stamp + silence).events
             self.last_tracked = (header, stamp + silence, time.monotonic())
+        now = self.node.get_clock().now().to_msg()
         for event in events:
             self.events_pub.publish(self._event_msg(
-                Header(stamp=self.get_clock().now().to_msg(), frame_id=header.frame_id), event))
+                Header(stamp=now, frame_id=header.frame_id), event))
 
     @staticmethod
     def _detections_msg(image, detections):
@@ -465,7 +527,7 @@ class DetectorNode(Node):
         status = self.diagnostic_status(window, elapsed, now, last_image)
         status.hardware_id = frame_id
         msg = DiagnosticArray(status=[status])
-        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.stamp = self.node.get_clock().now().to_msg()
         self.diagnostics_pub.publish(msg)
 
     def diagnostic_status(self, window, elapsed, now, last_image):
@@ -475,10 +537,13 @@ class DetectorNode(Node):
         mean_ms = window.processing_ms_sum / processed
         input_rate = window.received / elapsed
         busy = window.processing_ms_sum / 1000.0 / elapsed
-        timeout = self.get_parameter('no_image_timeout').value
+        timeout = self.node.get_parameter('no_image_timeout').value
         silent_for = now - (last_image if last_image is not None else self.created)
-        topic = self.subscription.topic_name
-        if silent_for >= timeout:
+        topic = self.image_topic
+        if not self.active:
+            level = DiagnosticStatus.OK
+            text = f'inactive: not subscribed to {topic}, not processing'
+        elif silent_for >= timeout:
             level = DiagnosticStatus.ERROR
             text = f'no image on {topic} for {silent_for:.0f} s'
         elif window.dropped and busy >= BUSY_WARN_FRACTION:
@@ -510,13 +575,29 @@ class DetectorNode(Node):
         for stage, total in sorted(window.stage_ms.items()):
             items[f'{stage}_ms_mean'] = f'{total / processed:.2f}'
         return DiagnosticStatus(
-            level=level, name=f'{self.get_name()}: mask detector', message=text,
+            level=level, name=f'{self.node.get_name()}: mask detector', message=text,
             values=[KeyValue(key=key, value=value) for key, value in items.items()])
 
     def stop(self, timeout=5.0):
         """Stop the worker thread (it finishes the frame in hand)."""
         self._stop.set()
-        self._worker.join(timeout)
+        if self._worker is not None:
+            self._worker.join(timeout)
+            self._worker = None
+
+
+class DetectorNode(Node):
+    """detector_node: configured and processing from the start (DetectorCore does the work)."""
+
+    def __init__(self, **kwargs):
+        super().__init__('detector_node', **kwargs)
+        self.core = DetectorCore(self)
+        self.core.configure()       # ConfigurationError: main() exits with one clear message
+        self.core.activate()
+
+    def stop(self, timeout=5.0):
+        """Stop the worker thread (it finishes the frame in hand)."""
+        self.core.stop(timeout)
 
 
 def main(args=None):

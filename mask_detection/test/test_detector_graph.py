@@ -131,7 +131,7 @@ def node_in_process(model_path):
 
 def test_diagnostic_levels(node_in_process):
     now = time.monotonic()
-    status = node_in_process.diagnostic_status
+    status = node_in_process.core.diagnostic_status
 
     def window(**fields):
         return detector_node.WindowStats(**{'received': 30, 'processed': 10, **fields})
@@ -149,14 +149,14 @@ def test_diagnostic_levels(node_in_process):
     assert values['processing_ms_mean'] == '10.00'
     assert values['input_rate_hz'] == '30.00' and values['dropped_frames'] == '20'
     assert values['face_detector'] == 'haar'
-    assert values['model'] == str(node_in_process.pipeline.classifier.model_path)
+    assert values['model'] == str(node_in_process.core.pipeline.classifier.model_path)
 
 
 def test_annotated_image_is_drawn_only_while_subscribed(node_in_process):
-    node = node_in_process
+    node, core = node_in_process, node_in_process.core
     frame = _image_msg(ASTRONAUT, frame_id='annotated_test', stamp=(5, 0))
-    node._process(frame, time.monotonic())
-    assert 'draw' not in node.window.stage_ms, 'drew an image that nobody asked for'
+    core._process(frame, time.monotonic())
+    assert 'draw' not in core.window.stage_ms, 'drew an image that nobody asked for'
 
     viewer = rclpy.create_node('viewer', context=node.context)
     received = []
@@ -165,15 +165,15 @@ def test_annotated_image_is_drawn_only_while_subscribed(node_in_process):
     executor.add_node(viewer)
     try:
         deadline = time.monotonic() + 10
-        while node.annotated_pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+        while core.annotated_pub.get_subscription_count() == 0 and time.monotonic() < deadline:
             executor.spin_once(timeout_sec=0.05)
-        node._process(frame, time.monotonic())
+        core._process(frame, time.monotonic())
         while not received and time.monotonic() < deadline:
             executor.spin_once(timeout_sec=0.05)
     finally:
         executor.shutdown()
         viewer.destroy_node()
-    assert 'draw' in node.window.stage_ms
+    assert 'draw' in core.window.stage_ms
     assert received and received[0].header.frame_id == 'annotated_test'
     assert (received[0].width, received[0].height, received[0].encoding) == (512, 512, 'bgr8')
 

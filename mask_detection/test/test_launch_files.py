@@ -31,7 +31,8 @@ from tools.ros_graph import LaunchProcess, LOCALHOST_PROFILE, ros2_cli, shm_segm
 PACKAGE_DIR = REPO_ROOT / 'mask_detection'
 LAUNCH_FILES = sorted((PACKAGE_DIR / 'launch').glob('*.launch.py'))
 CONFIG_FILES = {'camera_node': PACKAGE_DIR / 'config' / 'camera.yaml',
-                'detector_node': PACKAGE_DIR / 'config' / 'detector.yaml'}
+                'detector_node': PACKAGE_DIR / 'config' / 'detector.yaml',
+                'greeter_node': PACKAGE_DIR / 'config' / 'greeter.yaml'}
 INSTALLED_SHARE = REPO_ROOT / 'install' / 'mask_detection' / 'share' / 'mask_detection'
 PYTHON_TYPES = {'str': str, 'int': int, 'float': float, 'bool': bool}
 
@@ -60,11 +61,25 @@ class LaunchFile:
         return [call for call in self.calls
                 if getattr(call.func, 'id', getattr(call.func, 'attr', None)) == name]
 
+    def _keywords(self, call):
+        """Return {name: value node} of a call; ``**options`` of ``options = dict(...)`` too."""
+        keywords = {}
+        for keyword in call.keywords:
+            if keyword.arg is None and isinstance(keyword.value, ast.Name):
+                for node in ast.walk(self.tree):
+                    if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and \
+                            getattr(node.value.func, 'id', None) == 'dict' and any(
+                                getattr(t, 'id', None) == keyword.value.id for t in node.targets):
+                        keywords.update(self._keywords(node.value))
+            else:
+                keywords[keyword.arg] = keyword.value
+        return keywords
+
     def nodes(self):
         """Return [(package, executable, {parameter: value_type name or None})]."""
         result = []
-        for call in self.calls_to('Node'):
-            keywords = {keyword.arg: keyword.value for keyword in call.keywords}
+        for call in self.calls_to('Node') + self.calls_to('LifecycleNode'):
+            keywords = self._keywords(call)
             parameters = {}
             for item in getattr(keywords.get('parameters'), 'elts', []):
                 if isinstance(item, ast.Dict):
@@ -108,7 +123,7 @@ def model_path(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def declared_parameters(tmp_path_factory, model_path):
-    """Start both installed nodes; return {executable: {parameter: default value}}."""
+    """Start the installed nodes; return {executable: {parameter: default value}}."""
     log_dir = tmp_path_factory.mktemp('logs')
     domain = ros_domain_id()
     ignored = {'use_sim_time', 'start_type_description_service'}
@@ -118,16 +133,30 @@ def declared_parameters(tmp_path_factory, model_path):
                         params={'source': '/dev/video_missing_for_test',
                                 'reconnect_interval': 60.0}) as camera, \
             NodeProcess('detector_node', domain, log_dir,
-                        params={'model_path': str(model_path)}) as detector:
-        for process in (camera, detector):
+                        params={'model_path': str(model_path)}) as detector, \
+            NodeProcess('greeter_node', domain, log_dir) as greeter:
+        for process in (camera, detector, greeter):
             names = [name for name in client.list_parameters(f'/{process.name}', timeout=30)
                      if name not in ignored]
             declared[process.name] = client.get_parameters(f'/{process.name}', names)
-        assert camera.running and detector.running, camera.log() + detector.log()
+        assert camera.running and detector.running and greeter.running, \
+            camera.log() + detector.log() + greeter.log()
+    # managed_detector_node (also named detector_node) declares the same parameters.
+    with GraphClient(domain) as client, \
+            NodeProcess('managed_detector_node', domain, log_dir) as managed:
+        names = [name for name in client.list_parameters('/detector_node', timeout=30)
+                 if name not in ignored]
+        declared[managed.name] = client.get_parameters('/detector_node', names)
+        assert managed.running, managed.log()
     # The values set on the command line above are not the defaults.
     declared['camera_node'].update(source='0', reconnect_interval=1.0)
     declared['detector_node']['model_path'] = ''
     return declared
+
+
+@pytest.mark.graph
+def test_managed_detector_declares_what_detector_node_declares(declared_parameters):
+    assert declared_parameters['managed_detector_node'] == declared_parameters['detector_node']
 
 
 def test_there_are_launch_files():
@@ -402,3 +431,59 @@ def test_live_launch_processes_a_file_from_its_first_frame(tmp_path, model_path,
     assert spanned >= frames // 2, \
         f'the processed frames span {spanned} of {frames}: stamps {stamps}'
     assert all(len(array.detections) == 1 for array in arrays)
+
+
+@pytest.mark.skipif(not _launch_is_installed(),
+                    reason='the launch package is not installable in this environment '
+                           '(ROS 2 from PyPI wheels); the launch files are checked statically')
+@pytest.mark.graph
+@pytest.mark.parametrize('autostart', ['true', 'false'])
+def test_video_launch_file_managed_detector_and_greeter(tmp_path, model_path, autostart):
+    """managed:=true greeter:=true: the lifecycle node is activated by the launch file (or not)."""
+    import launch
+    from launch.actions import IncludeLaunchDescription
+    from launch.launch_description_sources import PythonLaunchDescriptionSource
+    from lifecycle_msgs.srv import GetState
+    from std_msgs.msg import String
+
+    frame = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
+    video = write_video(tmp_path / 'astronaut.avi', frame, 20, 20.0)
+    domain = ros_domain_id()
+    os.environ['ROS_DOMAIN_ID'] = str(domain)
+    service = launch.LaunchService()
+    service.include_launch_description(launch.LaunchDescription([IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(str(INSTALLED_SHARE / 'launch' / 'video.launch.py')),
+        launch_arguments={'video': str(video), 'loop': 'true', 'model_path': str(model_path),
+                          'face_detector': 'haar', 'managed': 'true', 'autostart': autostart,
+                          'greeter': 'true'}.items())]))
+    seen = {}
+
+    def check():    # in a helper thread: LaunchService.run() must have the main thread
+        try:
+            with GraphClient(domain) as client:
+                arrays = client.collect(MaskDetectionArray, 'detections')
+                greetings = client.collect(String, 'greeting')
+                state = client.node.create_client(GetState, '/detector_node/get_state')
+                if not client.spin_until(state.service_is_ready, timeout=60):
+                    return
+                if autostart == 'true':
+                    client.spin_until(lambda: arrays and greetings, timeout=90)
+                else:
+                    client.spin_for(5.0)
+                future = state.call_async(GetState.Request())
+                client.spin_until(future.done, timeout=10)
+                seen.update(state=future.result().current_state.label, arrays=list(arrays),
+                            greetings=[msg.data for msg in greetings])
+        finally:
+            service.shutdown()
+
+    checker = threading.Thread(target=check, daemon=True)
+    checker.start()
+    service.run()
+    checker.join(30)
+    assert seen, 'no lifecycle state service /detector_node/get_state'
+    if autostart == 'true':
+        assert seen['state'] == 'active' and seen['arrays'], seen['state']
+        assert seen['greetings'] and seen['greetings'][0].startswith(('Welcome', 'Hello')), seen
+    else:
+        assert seen['state'] == 'unconfigured' and not seen['arrays']
