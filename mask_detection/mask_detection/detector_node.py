@@ -21,7 +21,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from mask_detection import faces
+from mask_detection import engines, faces
 from mask_detection.classifier import ModelFileError
 from mask_detection.image_codec import array_to_image_msg, image_msg_to_bgr
 from mask_detection.image_codec import ImageConversionError
@@ -84,6 +84,10 @@ PIPELINE_PARAMETERS = {
     'face_score_threshold': ('CenterFace: minimum face score.', 0.0, 1.0),
     'nms_iou': ('CenterFace: boxes overlapping a better one by more than this IoU are '
                 'dropped.', 0.01, 1.0),
+    'inference_engine': ("CenterFace's engine: 'onnxruntime', 'opencv' (OpenCV DNN, slower) or "
+                         "'auto' (ONNX Runtime when installed, else OpenCV DNN).", None, None),
+    'detector_threads': ('ONNX Runtime threads of the face detector; 0 = all usable cores.',
+                         0, 1024),
     'haar_scale_factor': ('Haar: step between window sizes (> 1; smaller finds more, slower).',
                           1.001, 10.0),
     'haar_min_neighbors': ('Haar: overlapping raw detections needed to keep a face.', 0, 100),
@@ -139,8 +143,9 @@ def parameter_specs():
     for spec in dataclasses.fields(PipelineConfig):
         description, low, high = PIPELINE_PARAMETERS.get(
             spec.name, (f'PipelineConfig.{spec.name} (see pipeline.py).', None, None))
-        constraints = ('one of ' + ', '.join(repr(name) for name in faces.DETECTOR_NAMES)
-                       if spec.name == 'face_detector' else '')
+        choices = {'face_detector': faces.DETECTOR_NAMES,
+                   'inference_engine': engines.ENGINE_NAMES}.get(spec.name)
+        constraints = 'one of ' + ', '.join(repr(name) for name in choices) if choices else ''
         specs.append(ParameterSpec(spec.name, getattr(defaults, spec.name), description,
                                    low, high, constraints=constraints))
     if tracking is not None:
@@ -340,7 +345,8 @@ class DetectorNode(Node):
 
     def _pipeline_summary(self):
         values = self._values()
-        return (f'face detector {faces.resolve_detector_name(values["face_detector"])}, '
+        return (f'face detector {faces.resolve_detector_name(values["face_detector"])} '
+                f'({self.pipeline.face_detector.engine}), '
                 f'model {self._model_in_use()}, device {values["device"]}, tracking '
                 f'{"on" if self.tracker is not None else "off"}')
 
@@ -502,6 +508,7 @@ class DetectorNode(Node):
             'bad_frames_total': str(self.bad_frames_total),
             'faces_per_frame': f'{window.faces / processed:.2f}',
             'face_detector': faces.resolve_detector_name(values['face_detector']),
+            'inference_engine': self.pipeline.face_detector.engine,
             'model': self._model_in_use(),
             'device': str(values['device']),
             'tracking': 'on' if self.tracker is not None else 'off',

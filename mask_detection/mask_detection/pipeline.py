@@ -11,6 +11,7 @@ from typing import Optional
 import numpy as np
 
 from mask_detection.drawing import draw_detections
+from mask_detection.engines import ENGINE_NAMES
 from mask_detection.faces import (
     as_bgr_frame, create_face_detector, DETECTOR_NAMES, FaceDetector, FaceDetectorError,
     resolve_detector_name)
@@ -55,6 +56,11 @@ class PipelineConfig:
     # CenterFace: minimum face score in [0, 1], and NMS overlap.
     face_score_threshold: float = 0.35
     nms_iou: float = 0.3
+    # CenterFace's engine: 'auto' (ONNX Runtime when installed, else OpenCV DNN),
+    # 'onnxruntime' or 'opencv'.
+    inference_engine: str = 'auto'
+    # ONNX Runtime threads of the face detector; 0 = all usable cores.
+    detector_threads: int = 0
     # Haar cascade: window step, neighbours, face size range in px (max 0 = no limit).
     haar_scale_factor: float = 1.1
     haar_min_neighbors: int = 5
@@ -83,6 +89,9 @@ class PipelineConfig:
 
     def validate(self):
         """Raise ValueError naming the first setting that is out of range."""
+        if self.inference_engine not in ENGINE_NAMES:
+            raise ValueError(f'inference_engine must be one of {", ".join(ENGINE_NAMES)}, '
+                             f'got {self.inference_engine!r}')
         if self.face_detector not in DETECTOR_NAMES:
             raise ValueError(f'face_detector must be one of {", ".join(DETECTOR_NAMES)}, '
                              f'got {self.face_detector!r}')
@@ -98,7 +107,7 @@ class PipelineConfig:
         if not self.haar_scale_factor > 1.0:
             raise ValueError(f'haar_scale_factor must be > 1, got {self.haar_scale_factor}')
         for name in ('haar_min_neighbors', 'haar_min_size', 'haar_max_size', 'min_face_size',
-                     'num_threads'):
+                     'num_threads', 'detector_threads'):
             if getattr(self, name) < 0:
                 raise ValueError(f'{name} must be >= 0, got {getattr(self, name)}')
         if self.haar_max_size and self.haar_max_size < self.haar_min_size:
@@ -112,7 +121,8 @@ class PipelineConfig:
                             min_neighbors=self.haar_min_neighbors, min_size=self.haar_min_size,
                             max_size=self.haar_max_size)
         else:
-            settings = dict(score_threshold=self.face_score_threshold, nms_iou=self.nms_iou)
+            settings = dict(score_threshold=self.face_score_threshold, nms_iou=self.nms_iou,
+                            engine=self.inference_engine, num_threads=self.detector_threads)
         if self.detection_scale:
             settings['scale'] = self.detection_scale
         return settings
