@@ -84,8 +84,9 @@ PIPELINE_PARAMETERS = {
     'face_score_threshold': ('CenterFace: minimum face score.', 0.0, 1.0),
     'nms_iou': ('CenterFace: boxes overlapping a better one by more than this IoU are '
                 'dropped.', 0.01, 1.0),
-    'inference_engine': ("CenterFace's engine: 'onnxruntime', 'opencv' (OpenCV DNN, slower) or "
-                         "'auto' (ONNX Runtime when installed, else OpenCV DNN).", None, None),
+    'inference_engine': ("Engine of CenterFace and the classifier: 'onnxruntime' (both), "
+                         "'opencv' (CenterFace in OpenCV DNN, the classifier in PyTorch: "
+                         "slower) or 'auto' (ONNX Runtime when installed).", None, None),
     'detector_threads': ('ONNX Runtime threads of the face detector; 0 = all usable cores.',
                          0, 1024),
     'haar_scale_factor': ('Haar: step between window sizes (> 1; smaller finds more, slower).',
@@ -96,7 +97,8 @@ PIPELINE_PARAMETERS = {
     'model_path': ('Mask classifier model file (.pt); empty = the shipped model '
                    '(share/mask_detection/models/mask_classifier.pt).', None, None),
     'device': ("PyTorch device of the classifier: 'cpu', 'cuda' or 'cuda:N'.", None, None),
-    'num_threads': ('PyTorch CPU threads (process-wide); 0 = the PyTorch default.', 0, 1024),
+    'num_threads': ('Classifier CPU threads (ONNX Runtime session; PyTorch: process-wide); '
+                    '0 = all cores / the PyTorch default.', 0, 1024),
     'mask_threshold': ('P(mask) at or above which a face is MASK, else NO_MASK.', 0.0, 1.0),
     'unknown_threshold': ('A face whose chosen label has a lower probability than this is '
                           'UNKNOWN.', 0.0, 1.0),
@@ -105,7 +107,7 @@ PIPELINE_PARAMETERS = {
 }
 # Changing one of these loads a new classifier; the other pipeline parameters rebuild only
 # the face detector (or nothing: the label thresholds).
-CLASSIFIER_PARAMETERS = {'model_path', 'device', 'num_threads'}
+CLASSIFIER_PARAMETERS = {'model_path', 'device', 'num_threads', 'inference_engine'}
 LABEL_PARAMETERS = {'mask_threshold', 'unknown_threshold', 'min_face_size'}
 
 

@@ -56,8 +56,8 @@ class PipelineConfig:
     # CenterFace: minimum face score in [0, 1], and NMS overlap.
     face_score_threshold: float = 0.35
     nms_iou: float = 0.3
-    # CenterFace's engine: 'auto' (ONNX Runtime when installed, else OpenCV DNN),
-    # 'onnxruntime' or 'opencv'.
+    # Engine of CenterFace and the classifier: 'auto' (ONNX Runtime for both when installed),
+    # 'onnxruntime', or 'opencv' (CenterFace in OpenCV DNN, the classifier in torch).
     inference_engine: str = 'auto'
     # ONNX Runtime threads of the face detector; 0 = all usable cores.
     detector_threads: int = 0
@@ -70,7 +70,8 @@ class PipelineConfig:
     model_path: str = ''
     # 'cpu', 'cuda' or 'cuda:N'.
     device: str = 'cpu'
-    # Torch threads; 0 = torch's default.  1 by default: a batch of a few faces gains little
+    # Classifier threads (torch's process-wide setting, and the ONNX Runtime session's);
+    # 0 = torch's default / all cores.  1 by default: a batch of a few faces gains little
     # from more threads, and torch's spinning worker threads made the classifier 8-14x slower
     # whenever other processes held the cores (training.benchmark pipeline: BENCHMARKS.md).
     num_threads: int = 1
@@ -171,7 +172,8 @@ class MaskDetectionPipeline:
             from mask_detection.classifier import MaskClassifier
             classifier = MaskClassifier(self.config.model_path or None,
                                         device=self.config.device,
-                                        num_threads=self.config.num_threads)
+                                        num_threads=self.config.num_threads,
+                                        engine=self.config.inference_engine)
         self.classifier = classifier
 
     def process(self, bgr: np.ndarray) -> PipelineResult:

@@ -22,7 +22,7 @@ def astronaut():
 
 
 def real_photos(count=24):
-    """The astronaut and the first dev-set photos (when ../shared is there), as BGR arrays."""
+    """Return the astronaut and the first dev-set photos (when ../shared is there), as BGR."""
     photos = [cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)]
     from conftest import SHARED_DATA
     folder = SHARED_DATA / 'facemask-detection-dev' / 'images'
