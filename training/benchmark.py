@@ -14,6 +14,7 @@ from other processes hits them alike.  ``ros`` and ``soak`` start real node proc
 """
 import argparse
 import array
+import dataclasses
 from dataclasses import dataclass, field
 import json
 import os
@@ -156,6 +157,7 @@ class NaiveSystem:
     """
 
     name = '(a) naive'
+    engine = 'opencv+torch'
 
     def __init__(self, model_path):
         path = Path(cv2.data.haarcascades) / 'haarcascade_frontalface_default.xml'
@@ -243,6 +245,7 @@ class PipelineSystem:
         self.pipeline = MaskDetectionPipeline(config)
         self.read_image, self.reader_name = _image_reader()
         self.annotate = _annotator() if annotate else None
+        self.engine = engine_label(self.pipeline.face_detector, self.pipeline.classifier)
 
     def process_message(self, msg):
         times = {}
@@ -259,6 +262,12 @@ class PipelineSystem:
             self.annotate(frame, result.detections, getattr(msg, 'header', None))
             times['draw'] = _ms(start)
         return len(result.detections), times
+
+
+def engine_label(face_detector, classifier):
+    """Return 'DETECTOR ENGINE+CLASSIFIER ENGINE', e.g. 'onnxruntime+onnxruntime'."""
+    return (f'{getattr(face_detector, "engine", "") or "?"}+'
+            f'{getattr(classifier, "engine", "") or "torch"}')
 
 
 def split_pipeline_timings(timings, total_ms):
@@ -282,6 +291,7 @@ class ComponentSystem:
         self.detector = create_face_detector(detector_name, **settings)
         self.classifier = classifier_module.MaskClassifier(model_path)
         self.read_image, self.reader_name = _image_reader()
+        self.engine = engine_label(self.detector, self.classifier)
 
     def process_message(self, msg):
         times = {}
@@ -298,10 +308,13 @@ class ComponentSystem:
 
 
 def build_systems(model_path, detectors=('haar', 'centerface'), annotate_row=True,
-                  scales=()):
+                  scales=(), engines=('opencv',), threads=None):
     """Return (systems, notes): naive, default, default + annotation, one per face detector.
 
-    ``scales``: extra rows, each face detector at that detection_scale.
+    ``scales``: extra rows, each face detector at that detection_scale.  ``engines``: extra
+    rows, the default configuration with each of these inference engines.  ``threads``:
+    (detector, classifier) threads given to every configuration (ONNX Runtime sessions take
+    their thread count when they are made; None = the configurations' own).
     """
     notes = []
     systems = [NaiveSystem(model_path)]
@@ -314,26 +327,36 @@ def build_systems(model_path, detectors=('haar', 'centerface'), annotate_row=Tru
         for name in detectors:
             systems.append(ComponentSystem(f'(c) {name}', name, model_path))
         return systems, notes
-    default = PipelineConfig()
-    if str(getattr(default, 'model_path', '') or '') == '' and model_path:
-        default = _with_model(default, model_path)
+
+    def configured(**fields):
+        config = _with_model(PipelineConfig(**fields), model_path)
+        if threads is not None and hasattr(config, 'detector_threads'):
+            config = dataclasses.replace(config, detector_threads=threads[0],
+                                         num_threads=threads[1])
+        return config
+
+    default = configured()
     systems.append(PipelineSystem('(b) default', default))
     if annotate_row:
         systems.append(PipelineSystem('(b) default+draw', default, annotate=True))
+    for engine in engines:
+        if engine != default.inference_engine:
+            try:
+                config = dataclasses.replace(default, inference_engine=engine)
+                systems.append(PipelineSystem(f'(b) default/{engine}', config))
+            except ValueError as error:
+                notes.append(f'engine {engine} skipped: {error}')
     for name in detectors:
-        config = _with_model(PipelineConfig(face_detector=name), model_path)
-        systems.append(PipelineSystem(f'(c) {name}', config))
+        systems.append(PipelineSystem(f'(c) {name}', configured(face_detector=name)))
         for scale in scales:
-            config = _with_model(PipelineConfig(face_detector=name, detection_scale=scale),
-                                 model_path)
-            systems.append(PipelineSystem(f'(c) {name}@{scale:g}', config))
+            systems.append(PipelineSystem(f'(c) {name}@{scale:g}', configured(
+                face_detector=name, detection_scale=scale)))
     return systems, notes
 
 
 def _with_model(config, model_path):
     shipped = classifier_module.default_model_path()
     if Path(model_path) != shipped and hasattr(config, 'model_path'):
-        import dataclasses
         return dataclasses.replace(config, model_path=str(model_path))
     return config
 
@@ -439,14 +462,17 @@ def load_average():
 
 def run_pipeline_benchmark(frames, rounds=3, threads=('1', 'all'), model_path=None,
                            detectors=('haar', 'centerface'), annotate_row=True, scales=(),
-                           out=print):
+                           out=print, engines=('opencv',)):
     """Measure all systems with each thread setting; print tables; return the report dict."""
     model_path, model_note = resolve_model_path(model_path)
     messages = [frame_message(frame) for frame in frames]
-    systems, notes = build_systems(model_path, detectors, annotate_row, scales)
+    systems, notes = build_systems(model_path, detectors, annotate_row, scales, engines)
     if model_note:
         notes.append(model_note)
     reader = next((s.reader_name for s in systems if hasattr(s, 'reader_name')), '')
+    default_threads = None
+    if hasattr(systems[1], 'config') and hasattr(systems[1].config, 'detector_threads'):
+        default_threads = (systems[1].config.detector_threads, systems[1].config.num_threads)
     report = {'size': f'{frames[0].shape[1]}x{frames[0].shape[0]}', 'frames': len(frames),
               'rounds': rounds, 'cores': usable_cores(), 'model_path': str(model_path),
               'image_reader': reader, 'notes': notes, 'load_average_before': load_average(),
@@ -456,8 +482,14 @@ def run_pipeline_benchmark(frames, rounds=3, threads=('1', 'all'), model_path=No
     for setting in threads:
         label, cv_threads, torch_threads = parse_threads(setting)
         used = set_threads(cv_threads, torch_threads)
+        if default_threads is not None and default_threads != (cv_threads, torch_threads):
+            # The detector's and classifier's ONNX Runtime sessions get these threads too.
+            systems = build_systems(model_path, detectors, annotate_row, scales, engines,
+                                    (cv_threads, torch_threads))[0]
         measurements = measure(systems, messages, rounds)
         rows = {name: m.summary() for name, m in measurements.items()}
+        for system in systems:
+            rows[system.name]['engine'] = getattr(system, 'engine', '')
         naive_fps = rows[systems[0].name]['fps']
         for row in rows.values():
             row['ratio'] = row['fps'] / naive_fps if naive_fps else 0.0
@@ -487,20 +519,20 @@ def run_pipeline_benchmark(frames, rounds=3, threads=('1', 'all'), model_path=No
 
 def format_table(rows, title):
     """Return the side-by-side table of one thread setting."""
-    header = (f'{"config":<20} {"fps":>7} {"x naive":>7} {"ms/frame":>8} {"p95 ms":>7} '
-              f'{"cpu ms":>7} {"convert":>7} {"detect":>7} {"classify":>8} {"draw":>6} '
-              f'{"other":>6} {"faces":>6}')
+    header = (f'{"config":<20} {"engine":<24} {"fps":>7} {"x naive":>7} {"ms/frame":>8} '
+              f'{"p95 ms":>7} {"cpu ms":>7} {"convert":>7} {"detect":>7} {"classify":>8} '
+              f'{"draw":>6} {"other":>6} {"faces":>6}')
     lines = [f'== {title}', header]
     for name, row in rows.items():
         lines.append(
-            f'{name:<20} {row["fps"]:7.1f} {row["ratio"]:7.2f} {row["mean_ms"]:8.2f} '
-            f'{row["p95_ms"]:7.2f} {row["cpu_ms"]:7.2f} {row["convert_ms"]:7.2f} '
-            f'{row["detect_ms"]:7.2f} {row["classify_ms"]:8.2f} {row["draw_ms"]:6.2f} '
-            f'{row["other_ms"]:6.2f} {row["faces_per_frame"]:6.2f}')
-    lines.append('(wall ms are means per frame; cpu ms = CPU time of this process per frame, '
-                 'all its threads;\n draw = copy + annotation + outgoing message; other = '
-                 'pipeline bookkeeping; faces = faces classified\n per frame; x naive = fps / '
-                 'naive fps in this run)')
+            f'{name:<20} {row.get("engine", ""):<24} {row["fps"]:7.1f} {row["ratio"]:7.2f} '
+            f'{row["mean_ms"]:8.2f} {row["p95_ms"]:7.2f} {row["cpu_ms"]:7.2f} '
+            f'{row["convert_ms"]:7.2f} {row["detect_ms"]:7.2f} {row["classify_ms"]:8.2f} '
+            f'{row["draw_ms"]:6.2f} {row["other_ms"]:6.2f} {row["faces_per_frame"]:6.2f}')
+    lines.append('(engine = face detector engine + classifier engine; wall ms are means per '
+                 'frame;\n cpu ms = CPU time of this process per frame, all its threads; draw = '
+                 'copy + annotation +\n outgoing message; other = pipeline bookkeeping; faces = '
+                 'faces classified per frame;\n x naive = fps / naive fps in this run)')
     return '\n'.join(lines)
 
 
@@ -598,7 +630,7 @@ def pipeline_main(args):
     threads = [t for spec in args.threads for t in (('1', 'all') if spec == 'both' else (spec,))]
     report = run_pipeline_benchmark(frames, args.rounds, threads, args.model,
                                     tuple(args.detectors), not args.no_draw_row,
-                                    tuple(args.scales))
+                                    tuple(args.scales), engines=tuple(args.engines))
     report['frames_source'] = source
     label = ('all threads' if 'all' in report['results']
              else f'threads {next(iter(report["results"]))}')
@@ -634,6 +666,10 @@ def build_parser():
     pipe.add_argument('--detectors', nargs='+', default=['haar', 'centerface'])
     pipe.add_argument('--scales', type=float, nargs='*', default=[],
                       help='extra rows: each detector at these detection scales')
+    pipe.add_argument('--engines', nargs='*', default=['opencv'],
+                      choices=('auto', 'onnxruntime', 'opencv'),
+                      help='extra rows: the default configuration with these inference engines '
+                           '(default: opencv, the engine without onnxruntime)')
     pipe.add_argument('--model', help='classifier model file (default: the shipped one)')
     pipe.add_argument('--no-draw-row', action='store_true',
                       help='skip the default+draw row')

@@ -79,6 +79,14 @@ def test_pipeline_benchmark_cli_prints_table_and_writes_json(tmp_path, capsys, a
         for row in rows.values():
             assert row['frames'] == 2
             assert row['mean_ms'] >= row['detect_ms'] > 0.0
+        # Every row names its engines; the OpenCV-DNN row is there beside the default.
+        assert rows['(a) naive']['engine'] == 'opencv+torch'
+        assert rows['(b) default/opencv']['engine'] == 'opencv+torch'
+        from mask_detection.engines import resolve_engine
+        expected = 'onnxruntime+onnxruntime' if resolve_engine('auto') == 'onnxruntime' \
+            else 'opencv+torch'
+        assert rows['(b) default']['engine'] == expected
+    assert 'onnxruntime+onnxruntime' in printed or 'opencv+torch' in printed
 
 
 def test_graph_statistics_count_drops_and_latency():
