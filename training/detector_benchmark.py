@@ -11,6 +11,7 @@ detections are unlabelled real faces).  Timing: median and minimum ms per 640x48
 (the astronaut photo, resized), detectors timed in interleaved rounds after a warm-up.
 """
 import argparse
+import itertools
 from pathlib import Path
 import sys
 import time
@@ -147,6 +148,8 @@ def main(argv=None):
                         help='CenterFace inference engines (ignored for haar)')
     parser.add_argument('--ort-threads', type=int, default=0,
                         help='ONNX Runtime threads (0 = all cores)')
+    parser.add_argument('--refine', type=float, nargs='+', default=[0.0],
+                        help='CenterFace refine_threshold values (0 = no closer look)')
     parser.add_argument('--min-neighbors', type=int, default=5, help='haar only')
     parser.add_argument('--min-size', type=int, default=24, help='haar only, px')
     parser.add_argument('--repeats', type=int, default=50, help='timed frames per detector')
@@ -162,21 +165,23 @@ def main(argv=None):
     detectors = {}
     thresholds = args.thresholds if args.detector == 'centerface' else [None]
     engines = args.engines if args.detector == 'centerface' else [None]
-    for scale in args.scales:
-        for threshold in thresholds:
-            for engine in engines:
-                if args.detector == 'haar':
-                    settings = dict(scale=scale, min_neighbors=args.min_neighbors,
-                                    min_size=args.min_size)
-                    name = f'haar scale {scale} mn {args.min_neighbors} min {args.min_size}'
-                else:
-                    settings = dict(scale=scale, score_threshold=threshold, engine=engine,
-                                    num_threads=args.ort_threads)
-                    name = f'centerface scale {scale} thr {threshold}'
-                detector = create_face_detector(args.detector, **settings)
-                if engine is not None:
-                    name += f' {detector.engine}'
-                detectors[name] = detector
+    refines = args.refine if args.detector == 'centerface' else [0.0]
+    for scale, threshold, engine, refine in itertools.product(args.scales, thresholds, engines,
+                                                              refines):
+        if args.detector == 'haar':
+            settings = dict(scale=scale, min_neighbors=args.min_neighbors,
+                            min_size=args.min_size)
+            name = f'haar scale {scale} mn {args.min_neighbors} min {args.min_size}'
+        else:
+            settings = dict(scale=scale, score_threshold=threshold, engine=engine,
+                            num_threads=args.ort_threads, refine_threshold=refine)
+            name = f'centerface scale {scale} thr {threshold}'
+            if refine:
+                name += f' refine {refine}'
+        detector = create_face_detector(args.detector, **settings)
+        if engine is not None:
+            name += f' {detector.engine}'
+        detectors[name] = detector
     timings = frame_times(detectors, test_frame(args.frame), args.repeats)
     print(f'OpenCV {cv2.__version__}, {cv2.getNumThreads()} threads')
     print(f'{"detector":<46} {"ms/640x480 med/min":>18} {"ms/img":>7} {"prec":>5} {"p>=24":>5}  '

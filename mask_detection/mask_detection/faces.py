@@ -208,6 +208,14 @@ class CenterFaceSettings:
     # ONNX Runtime intra-op threads; 0 = all usable cores.  (OpenCV DNN uses OpenCV's
     # process-wide cv2.setNumThreads.)
     num_threads: int = 0
+    # A closer look at small faces (only when scale < 1): candidates of the downscaled pass
+    # scoring at least refine_threshold (0 = off; below score_threshold) and smaller than
+    # refine_max_side px get a full-resolution window of refine_window px (a multiple of 32);
+    # at most refine_max_looks per frame, best first.
+    refine_threshold: float = 0.0
+    refine_max_side: int = 48
+    refine_window: int = 96
+    refine_max_looks: int = 8
 
     def validate(self):
         self.scale = _check_scale(self.scale)
@@ -217,6 +225,16 @@ class CenterFaceSettings:
             raise FaceDetectorError(str(error)) from None
         if int(self.num_threads) < 0:
             raise FaceDetectorError(f'num_threads must be >= 0, got {self.num_threads}')
+        if not 0.0 <= self.refine_threshold <= 1.0:
+            raise FaceDetectorError(
+                f'refine_threshold must be in [0, 1], got {self.refine_threshold}')
+        if self.refine_window < 32 or self.refine_window % 32:
+            raise FaceDetectorError(
+                f'refine_window must be a multiple of 32, got {self.refine_window}')
+        if self.refine_max_side < 1 or self.refine_max_looks < 0:
+            raise FaceDetectorError(
+                f'refine_max_side must be >= 1 and refine_max_looks >= 0, got '
+                f'{self.refine_max_side}, {self.refine_max_looks}')
         if not 0.0 <= self.score_threshold <= 1.0:
             raise FaceDetectorError(
                 f'score_threshold must be in [0, 1], got {self.score_threshold}')
@@ -347,19 +365,55 @@ class CenterFaceDetector(FaceDetector):
     def detect(self, bgr: np.ndarray) -> list:
         bgr = as_bgr_frame(bgr)
         height, width = bgr.shape[:2]
-        in_w, in_h, pad_w, pad_h = self.input_size(width, height)
-        if (in_w, in_h) != (width, height):
-            bgr = cv2.resize(bgr, (in_w, in_h), interpolation=cv2.INTER_AREA)
-        blob = np.zeros((1, 3, pad_h, pad_w), np.float32)
-        blob[0, :, :in_h, :in_w] = bgr.transpose(2, 0, 1)[::-1]  # BGR -> RGB planes
-        heatmap, log_size, offset = self._runner.run(blob)
-        return self._decode(heatmap, log_size, offset, width / in_w, height / in_h,
-                            width, height)
-
-    def _decode(self, heatmap, log_size, offset, x_factor, y_factor, width, height):
         s = self.settings
+        in_w, in_h, pad_w, pad_h = self.input_size(width, height)
+        resized = (in_w, in_h) != (width, height)
+        look_closer = resized and 0.0 < s.refine_threshold < s.score_threshold
+        small = cv2.resize(bgr, (in_w, in_h), interpolation=cv2.INTER_AREA) if resized else bgr
+        blob = np.zeros((1, 3, pad_h, pad_w), np.float32)
+        blob[0, :, :in_h, :in_w] = small.transpose(2, 0, 1)[::-1]  # BGR -> RGB planes
+        faces = self._decode(self._runner.run(blob), width / in_w, height / in_h, width, height,
+                             s.refine_threshold if look_closer else s.score_threshold)
+        if look_closer:
+            faces = self._look_closer(bgr, faces)
+        return faces
+
+    def _look_closer(self, bgr, faces):
+        """Look again, at full resolution, around the small candidates of a downscaled pass.
+
+        A downscaled pass finds small faces with low scores: each candidate smaller than
+        refine_max_side (at most refine_max_looks, best first) gets a full-resolution window
+        of refine_window px around it; what scores score_threshold there is kept, with the
+        faces that already did.  Costs a fraction of a full-resolution pass.
+        """
+        s = self.settings
+        height, width = bgr.shape[:2]
+        window = s.refine_window
+        kept = [f for f in faces if f.score >= s.score_threshold]
+        candidates = [f for f in faces if min(f.width, f.height) < s.refine_max_side]
+        blob = np.zeros((1, 3, window, window), np.float32)
+        for face in candidates[:s.refine_max_looks]:
+            left = min(max(0, face.x + face.width // 2 - window // 2), max(0, width - window))
+            top = min(max(0, face.y + face.height // 2 - window // 2), max(0, height - window))
+            crop = bgr[top:top + window, left:left + window]
+            blob.fill(0.0)
+            blob[0, :, :crop.shape[0], :crop.shape[1]] = crop.transpose(2, 0, 1)[::-1]
+            for found in self._decode(self._runner.run(blob), 1.0, 1.0, crop.shape[1],
+                                      crop.shape[0], s.score_threshold):
+                # A big face cut by the window's edge is no small face.
+                if min(found.width, found.height) < 2 * s.refine_max_side:
+                    kept.append(FaceBox(found.x + left, found.y + top, found.width,
+                                        found.height, found.score))
+        if len(kept) < 2:
+            return kept
+        keep = cv2.dnn.NMSBoxes([[f.x, f.y, f.width, f.height] for f in kept],
+                                [f.score for f in kept], 0.0, s.nms_iou)
+        return sorted((kept[i] for i in np.ravel(keep)), key=lambda f: -f.score)
+
+    def _decode(self, outputs, x_factor, y_factor, width, height, threshold):
+        heatmap, log_size, offset = outputs
         heat = heatmap[0, 0]
-        ys, xs = np.nonzero(heat > s.score_threshold)
+        ys, xs = np.nonzero(heat > threshold)
         if len(ys) == 0:
             return []
         scores = heat[ys, xs]
@@ -373,7 +427,7 @@ class CenterFaceDetector(FaceDetector):
         y2 = (centre_y + box_h / 2) * y_factor
         rects = np.stack([x1, y1, x2 - x1, y2 - y1], axis=1).astype(np.float64).tolist()
         keep = cv2.dnn.NMSBoxes(rects, scores.astype(np.float64).tolist(),
-                                s.score_threshold, s.nms_iou)
+                                threshold, self.settings.nms_iou)
         faces = []
         for i in np.ravel(keep):
             box = clip_box(x1[i], y1[i], x2[i], y2[i], scores[i], width, height)

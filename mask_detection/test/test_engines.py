@@ -132,3 +132,58 @@ def test_with_input_shape_fixes_the_centerface_input():
     assert heatmap.shape == (1, 1, 16, 24)
     with pytest.raises(InferenceEngineError, match='not an ONNX model'):
         engines.with_input_shape(b'\x08\x07garbage', (1, 3, 32, 32))
+
+
+def small_astronaut_scene(side=96):
+    """Return a 640x480 frame holding the astronaut photo shrunk to side x side (face ~20 px)."""
+    frame = np.full((480, 640, 3), 90, np.uint8)
+    photo = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
+    frame[300:300 + side, 400:400 + side] = cv2.resize(photo, (side, side),
+                                                       interpolation=cv2.INTER_AREA)
+    return frame
+
+
+def box_iou(a, b):
+    w = max(0, min(a.x + a.width, b.x + b.width) - max(a.x, b.x))
+    h = max(0, min(a.y + a.height, b.y + b.height) - max(a.y, b.y))
+    return w * h / (a.width * a.height + b.width * b.height - w * h)
+
+
+@needs_centerface
+@pytest.mark.parametrize('engine', [pytest.param('onnxruntime', marks=needs_onnxruntime),
+                                    'opencv'])
+def test_a_closer_look_finds_the_small_face_a_half_size_pass_misses(engine):
+    frame = small_astronaut_scene()
+    full = create_face_detector('centerface', scale=1.0, score_threshold=0.5, engine=engine)
+    half = create_face_detector('centerface', scale=0.5, score_threshold=0.5, engine=engine)
+    closer = create_face_detector('centerface', scale=0.5, score_threshold=0.5, engine=engine,
+                                  refine_threshold=0.2)
+    [truth] = full.detect(frame)
+    assert half.detect(frame) == []      # at half size the face scores under 0.5
+    [found] = closer.detect(frame)
+    assert box_iou(found, truth) > 0.7 and found.score == pytest.approx(truth.score, abs=0.1)
+
+
+@needs_centerface
+def test_a_closer_look_keeps_what_the_downscaled_pass_found(astronaut):
+    plain = create_face_detector('centerface', scale=0.5)
+    closer = create_face_detector('centerface', scale=0.5, refine_threshold=0.1)
+    for frame in (astronaut, small_astronaut_scene(128), small_astronaut_scene(160)):
+        found = closer.detect(frame)
+        for face in plain.detect(frame):
+            assert max(box_iou(face, other) for other in found) > 0.3
+    # At full resolution there is nothing to look closer at.
+    full = create_face_detector('centerface', scale=1.0, refine_threshold=0.1)
+    assert full.detect(astronaut) == create_face_detector('centerface', scale=1.0).detect(
+        astronaut)
+
+
+@needs_centerface
+@pytest.mark.parametrize('settings, message', [
+    ({'refine_threshold': 1.5}, 'refine_threshold must be in'),
+    ({'refine_window': 100}, 'refine_window must be a multiple of 32'),
+    ({'refine_max_looks': -1}, 'refine_max_looks >= 0'),
+])
+def test_bad_closer_look_settings(settings, message):
+    with pytest.raises(FaceDetectorError, match=message):
+        create_face_detector('centerface', **settings)
