@@ -308,13 +308,14 @@ class ComponentSystem:
 
 
 def build_systems(model_path, detectors=('haar', 'centerface'), annotate_row=True,
-                  scales=(), engines=('opencv',), threads=None):
+                  scales=(), engines=('opencv',), threads=None, variants=()):
     """Return (systems, notes): naive, default, default + annotation, one per face detector.
 
     ``scales``: extra rows, each face detector at that detection_scale.  ``engines``: extra
     rows, the default configuration with each of these inference engines.  ``threads``:
     (detector, classifier) threads given to every configuration (ONNX Runtime sessions take
-    their thread count when they are made; None = the configurations' own).
+    their thread count when they are made; None = the configurations' own).  ``variants``:
+    extra rows, the default configuration with these {field: value} changes.
     """
     notes = []
     systems = [NaiveSystem(model_path)]
@@ -346,6 +347,9 @@ def build_systems(model_path, detectors=('haar', 'centerface'), annotate_row=Tru
                 systems.append(PipelineSystem(f'(b) default/{engine}', config))
             except ValueError as error:
                 notes.append(f'engine {engine} skipped: {error}')
+    for variant in variants:
+        label = ' '.join(f'{key}={value}' for key, value in variant.items())
+        systems.append(PipelineSystem(f'(b) {label}', configured(**variant)))
     for name in detectors:
         systems.append(PipelineSystem(f'(c) {name}', configured(face_detector=name)))
         for scale in scales:
@@ -462,11 +466,12 @@ def load_average():
 
 def run_pipeline_benchmark(frames, rounds=3, threads=('1', 'all'), model_path=None,
                            detectors=('haar', 'centerface'), annotate_row=True, scales=(),
-                           out=print, engines=('opencv',)):
+                           out=print, engines=('opencv',), variants=()):
     """Measure all systems with each thread setting; print tables; return the report dict."""
     model_path, model_note = resolve_model_path(model_path)
     messages = [frame_message(frame) for frame in frames]
-    systems, notes = build_systems(model_path, detectors, annotate_row, scales, engines)
+    systems, notes = build_systems(model_path, detectors, annotate_row, scales, engines,
+                                   variants=variants)
     if model_note:
         notes.append(model_note)
     reader = next((s.reader_name for s in systems if hasattr(s, 'reader_name')), '')
@@ -485,7 +490,7 @@ def run_pipeline_benchmark(frames, rounds=3, threads=('1', 'all'), model_path=No
         if default_threads is not None and default_threads != (cv_threads, torch_threads):
             # The detector's and classifier's ONNX Runtime sessions get these threads too.
             systems = build_systems(model_path, detectors, annotate_row, scales, engines,
-                                    (cv_threads, torch_threads))[0]
+                                    (cv_threads, torch_threads), variants)[0]
         measurements = measure(systems, messages, rounds)
         rows = {name: m.summary() for name, m in measurements.items()}
         for system in systems:
@@ -630,7 +635,8 @@ def pipeline_main(args):
     threads = [t for spec in args.threads for t in (('1', 'all') if spec == 'both' else (spec,))]
     report = run_pipeline_benchmark(frames, args.rounds, threads, args.model,
                                     tuple(args.detectors), not args.no_draw_row,
-                                    tuple(args.scales), engines=tuple(args.engines))
+                                    tuple(args.scales), engines=tuple(args.engines),
+                                    variants=tuple(args.variant))
     report['frames_source'] = source
     label = ('all threads' if 'all' in report['results']
              else f'threads {next(iter(report["results"]))}')
@@ -641,6 +647,18 @@ def pipeline_main(args):
         Path(args.json).write_text(json.dumps(report, indent=2, sort_keys=True) + '\n')
         print(f'wrote {args.json}')
     return 0
+
+
+def _variant(text):
+    """Return {field: value} from 'field=value[,field=value]' (values parsed as YAML)."""
+    import yaml
+    variant = {}
+    for item in text.split(','):
+        key, sep, value = item.partition('=')
+        if not sep or not key.strip():
+            raise argparse.ArgumentTypeError(f'a variant looks like key=value, got {item!r}')
+        variant[key.strip()] = yaml.safe_load(value)
+    return variant
 
 
 def _thread_spec(text):
@@ -663,13 +681,16 @@ def build_parser():
                       help="thread settings to run: 'both' (= 1 all), 'N', 'all', or "
                            "'CV,TORCH' such as 'all,1' (what the default configuration "
                            'itself uses; default: 1 all all,1)')
-    pipe.add_argument('--detectors', nargs='+', default=['haar', 'centerface'])
+    pipe.add_argument('--detectors', nargs='*', default=['haar', 'centerface'])
     pipe.add_argument('--scales', type=float, nargs='*', default=[],
                       help='extra rows: each detector at these detection scales')
     pipe.add_argument('--engines', nargs='*', default=['opencv'],
                       choices=('auto', 'onnxruntime', 'opencv'),
                       help='extra rows: the default configuration with these inference engines '
                            '(default: opencv, the engine without onnxruntime)')
+    pipe.add_argument('--variant', nargs='+', default=[], type=_variant, metavar='K=V[,K=V]',
+                      help='extra rows: the default configuration with these PipelineConfig '
+                           'changes, e.g. refine_threshold=0 detection_scale=0.75')
     pipe.add_argument('--model', help='classifier model file (default: the shipped one)')
     pipe.add_argument('--no-draw-row', action='store_true',
                       help='skip the default+draw row')

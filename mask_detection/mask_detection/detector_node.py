@@ -89,6 +89,9 @@ PIPELINE_PARAMETERS = {
                          "slower) or 'auto' (ONNX Runtime when installed).", None, None),
     'detector_threads': ('ONNX Runtime threads of the face detector; 0 = all usable cores.',
                          0, 1024),
+    'refine_threshold': ('CenterFace below full scale: candidates scoring at least this (and '
+                         'below face_score_threshold) that are smaller than 48 px get a '
+                         'full-resolution look around them (small faces); 0 = off.', 0.0, 1.0),
     'haar_scale_factor': ('Haar: step between window sizes (> 1; smaller finds more, slower).',
                           1.001, 10.0),
     'haar_min_neighbors': ('Haar: overlapping raw detections needed to keep a face.', 0, 100),

@@ -381,16 +381,18 @@ class CenterFaceDetector(FaceDetector):
     def _look_closer(self, bgr, faces):
         """Look again, at full resolution, around the small candidates of a downscaled pass.
 
-        A downscaled pass finds small faces with low scores: each candidate smaller than
-        refine_max_side (at most refine_max_looks, best first) gets a full-resolution window
-        of refine_window px around it; what scores score_threshold there is kept, with the
-        faces that already did.  Costs a fraction of a full-resolution pass.
+        A downscaled pass finds small faces with low scores: each candidate that scored under
+        score_threshold and is smaller than refine_max_side (at most refine_max_looks, best
+        first) gets a full-resolution window of refine_window px around it; what scores
+        score_threshold there is kept, with the faces that already did.  Costs a fraction of a
+        full-resolution pass.
         """
         s = self.settings
         height, width = bgr.shape[:2]
         window = s.refine_window
         kept = [f for f in faces if f.score >= s.score_threshold]
-        candidates = [f for f in faces if min(f.width, f.height) < s.refine_max_side]
+        candidates = [f for f in faces if f.score < s.score_threshold
+                      and min(f.width, f.height) < s.refine_max_side]
         blob = np.zeros((1, 3, window, window), np.float32)
         for face in candidates[:s.refine_max_looks]:
             left = min(max(0, face.x + face.width // 2 - window // 2), max(0, width - window))

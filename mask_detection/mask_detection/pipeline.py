@@ -61,6 +61,9 @@ class PipelineConfig:
     inference_engine: str = 'auto'
     # ONNX Runtime threads of the face detector; 0 = all usable cores.
     detector_threads: int = 0
+    # CenterFace below full scale: candidates scoring at least this (below face_score_threshold)
+    # and smaller than 48 px get a full-resolution look around them; 0 = off.
+    refine_threshold: float = 0.0
     # Haar cascade: window step, neighbours, face size range in px (max 0 = no limit).
     haar_scale_factor: float = 1.1
     haar_min_neighbors: int = 5
@@ -96,7 +99,8 @@ class PipelineConfig:
         if self.face_detector not in DETECTOR_NAMES:
             raise ValueError(f'face_detector must be one of {", ".join(DETECTOR_NAMES)}, '
                              f'got {self.face_detector!r}')
-        for name in ('mask_threshold', 'unknown_threshold', 'face_score_threshold'):
+        for name in ('mask_threshold', 'unknown_threshold', 'face_score_threshold',
+                     'refine_threshold'):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
                 raise ValueError(f'{name} must be in [0, 1], got {value!r}')
@@ -123,7 +127,8 @@ class PipelineConfig:
                             max_size=self.haar_max_size)
         else:
             settings = dict(score_threshold=self.face_score_threshold, nms_iou=self.nms_iou,
-                            engine=self.inference_engine, num_threads=self.detector_threads)
+                            engine=self.inference_engine, num_threads=self.detector_threads,
+                            refine_threshold=self.refine_threshold)
         if self.detection_scale:
             settings['scale'] = self.detection_scale
         return settings
