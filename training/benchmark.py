@@ -559,6 +559,23 @@ def classifier_variants(model):
     return variants
 
 
+class OnnxRuntimeVariant:
+    """The classifier's ONNX Runtime session (what MaskClassifier runs), called like a module."""
+
+    def __init__(self, model, threads):
+        from mask_detection.engines import onnxruntime_session
+        self.session = onnxruntime_session(classifier_module.export_onnx(model), threads)
+
+    def __call__(self, batch):
+        return torch.from_numpy(self.session.run(None, {'faces': batch.numpy()})[0])
+
+
+def onnxruntime_variant(model, threads):
+    """Return the ONNX Runtime variant, or None when onnxruntime is not installed."""
+    from mask_detection.engines import onnxruntime_available
+    return OnnxRuntimeVariant(model, threads) if onnxruntime_available() else None
+
+
 def classifier_main(args):
     """Time the classifier's variants on the faces the default pipeline finds."""
     from mask_detection.pipeline import MaskDetectionPipeline, PipelineConfig
@@ -573,30 +590,44 @@ def classifier_main(args):
     faces = sum(len(b) for _, b in work) / max(1, len(work))
     print(f'frames: {source}; {len(work)} with faces, {faces:.2f} faces per frame; '
           f'load average {load_average()}')
-    variants = classifier_variants(classifier.model)
-    batches = [torch.from_numpy(classifier.preprocess(f, b)) for f, b in work]
-    reference = [variants['eager (NCHW)'](b) for b in batches[:5]]
-    print(f'{"variant":<28} {"torch threads":>13} {"wall ms/frame":>13} {"cpu ms/frame":>12} '
-          f'{"max |logit diff|":>16}')
+    model = classifier_module.load_model_file(model_path)[0]
+    per_frame = [torch.from_numpy(classifier.preprocess(f, b)) for f, b in work]
+    groups = {'faces of a frame': per_frame}
+    if args.batch_sizes:
+        crops = torch.cat(per_frame)
+        groups = {f'batch {size}': [crops[i:i + size]
+                                    for i in range(0, len(crops) - size + 1, size)]
+                  for size in args.batch_sizes}
+    print(f'{"batches":<16} {"variant":<28} {"threads":>7} {"wall ms/batch":>13} '
+          f'{"cpu ms/batch":>12} {"max |logit diff|":>16}')
     for threads in args.torch_threads:
         torch.set_num_threads(threads)
-        timings = {name: [0.0, 0.0] for name in variants}
-        with torch.inference_mode():
-            for name, model in variants.items():
-                for batch in batches[:3]:
-                    model(batch)
-            for _ in range(args.rounds):
-                for name, model in variants.items():
-                    cpu, wall = time.process_time(), time.perf_counter()
-                    for batch in batches:
-                        model(batch)
-                    timings[name][0] += time.perf_counter() - wall
-                    timings[name][1] += time.process_time() - cpu
-            for name, model in variants.items():
-                diff = max(float((model(b) - r).abs().max()) for b, r in zip(batches, reference))
-                count = args.rounds * len(batches)
-                print(f'{name:<28} {threads:>13} {1000 * timings[name][0] / count:13.2f} '
-                      f'{1000 * timings[name][1] / count:12.2f} {diff:16.2e}')
+        variants = classifier_variants(model)
+        ort_variant = onnxruntime_variant(model, threads)
+        if ort_variant is not None:
+            variants['onnxruntime'] = ort_variant
+        for group, batches in groups.items():
+            reference = [variants['eager (NCHW)'](b).detach() for b in batches[:5]]
+            timings = {name: [0.0, 0.0] for name in variants}
+            with torch.inference_mode():
+                for name, variant in variants.items():
+                    for batch in batches[:3]:
+                        variant(batch)
+                for _ in range(args.rounds):
+                    for name, variant in variants.items():
+                        cpu, wall = time.process_time(), time.perf_counter()
+                        for batch in batches:
+                            variant(batch)
+                        timings[name][0] += time.perf_counter() - wall
+                        timings[name][1] += time.process_time() - cpu
+                for name, variant in variants.items():
+                    diff = max(float((variant(b) - r).abs().max())
+                               for b, r in zip(batches, reference))
+                    count = args.rounds * len(batches)
+                    print(f'{group:<16} {name:<28} {threads:>7} '
+                          f'{1000 * timings[name][0] / count:13.3f} '
+                          f'{1000 * timings[name][1] / count:12.3f} {diff:16.2e}', flush=True)
+    print(f'load average {load_average()}')
     return 0
 
 
@@ -702,7 +733,11 @@ def build_parser():
     cls.add_argument('--size', type=parse_size, default=(640, 480), help='frame size WxH')
     cls.add_argument('--frames', type=int, default=40)
     cls.add_argument('--rounds', type=int, default=3)
-    cls.add_argument('--torch-threads', type=int, nargs='+', default=[1, 2])
+    cls.add_argument('--torch-threads', type=int, nargs='+', default=[1, 2],
+                     help='threads of torch and of the ONNX Runtime session')
+    cls.add_argument('--batch-sizes', type=int, nargs='*', default=[],
+                     help='time fixed batches of these sizes (real face crops) instead of the '
+                          'faces of each frame')
     cls.add_argument('--model', help='classifier model file (default: the shipped one)')
     cls.set_defaults(func=classifier_main)
 

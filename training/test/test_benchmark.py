@@ -145,15 +145,20 @@ def test_thread_settings_parse():
 
 def test_classifier_variants_agree_and_are_timed(tmp_path, capsys, astronaut_bgr):
     cv2.imwrite(str(tmp_path / 'astronaut.png'), astronaut_bgr)
-    assert benchmark.main(['classifier', '--images', str(tmp_path), '--frames', '1',
-                           '--rounds', '1', '--torch-threads', '1']) == 0
-    lines = capsys.readouterr().out.splitlines()
-    rows = {line.split('  ')[0].strip(): line.split() for line in lines
-            if line.startswith(('eager', 'channels_last'))}
-    assert set(rows) == {'eager (NCHW)', 'channels_last', 'channels_last + jit.freeze'}
-    for fields in rows.values():
-        assert float(fields[-3]) > 0.0          # wall ms per frame
-        assert float(fields[-1]) < 1e-4         # same logits as the eager model
+    from mask_detection.engines import onnxruntime_available
+    expected = {'eager (NCHW)', 'channels_last', 'channels_last + jit.freeze'}
+    if onnxruntime_available():
+        expected.add('onnxruntime')
+    for extra, group in (([], 'faces of a frame'), (['--batch-sizes', '1'], 'batch 1')):
+        assert benchmark.main(['classifier', '--images', str(tmp_path), '--frames', '1',
+                               '--rounds', '1', '--torch-threads', '1'] + extra) == 0
+        lines = capsys.readouterr().out.splitlines()
+        rows = {line[len(group):].strip().split('  ')[0]: line.split() for line in lines
+                if line.startswith(group)}
+        assert set(rows) == expected
+        for fields in rows.values():
+            assert float(fields[-3]) > 0.0          # wall ms per batch
+            assert float(fields[-1]) < 1e-4         # same logits as the eager model
 
 
 def test_scales_prints_recall_per_bucket(tmp_path, capsys, astronaut_bgr):
