@@ -15,9 +15,9 @@ lint: setup
 	$(ENV) python -m pytest -m lint $(PYTEST_ARGS)
 
 # make demo [VIDEO=file.mp4] [DEMO_ARGS=...]: camera_node + detector_node + demo_recorder on the
-# built-in demo video (or VIDEO), outputs in demo_output/ (training/demo.py --help).
+# built-in demo video (or VIDEO), outputs in demo_output/ (python -m demo --help).
 demo: setup
-	$(ENV) python -m training.demo $(if $(VIDEO),--video '$(VIDEO)') $(DEMO_ARGS)
+	$(ENV) python -m demo $(if $(VIDEO),--video '$(VIDEO)') $(DEMO_ARGS)
 
 # make live [CAMERA=/dev/video0]: the same on a webcam, until Ctrl-C.
 CAMERA ?= /dev/video0
@@ -25,7 +25,7 @@ live:
 	@test -e '$(CAMERA)' || { echo "make live: no camera at $(CAMERA) (see ls /dev/video*;" \
 	  "pick one with CAMERA=/dev/videoN, or run make demo on a video file)" >&2; exit 1; }
 	@$(MAKE) --no-print-directory setup
-	$(ENV) python -m training.demo --camera '$(CAMERA)' $(DEMO_ARGS)
+	$(ENV) python -m demo --camera '$(CAMERA)' $(DEMO_ARGS)
 
 clean:
 	rm -rf build install log demo_output

@@ -343,7 +343,7 @@ def resolve_classifier_engine(engine, device):
     """Return 'onnxruntime' or 'torch' for an inference_engine name and a torch device.
 
     'auto' and 'onnxruntime' run the classifier in ONNX Runtime on the CPU (2.5-3.7x faster than
-    torch for 1-8 faces; training.benchmark classifier); 'opencv' (the engines that need no
+    torch for 1-8 faces; benchmarks.benchmark classifier); 'opencv' (the engines that need no
     onnxruntime) and CUDA devices run it in torch.
     """
     engine = engines.resolve_engine(engine)     # InferenceEngineError for bad names
@@ -375,7 +375,7 @@ class MaskClassifier:
                 raise ModelFileError(self.model_path, str(error)) from None
         elif self.device.type == 'cpu':
             # channels_last convolutions take about half the CPU time of NCHW on batches of
-            # faces, with the same outputs (python -m training.benchmark classifier).
+            # faces, with the same outputs (python -m benchmarks.benchmark classifier).
             model = model.to(memory_format=torch.channels_last)
         self.model = model
         self.preprocessing = preprocessing_settings(self.metadata)

@@ -3,7 +3,7 @@
     make demo                        # the built-in demo video (built once, then cached)
     make demo VIDEO=path/to/file.mp4
     make live                        # /dev/video0 until Ctrl-C (or --duration)
-    scripts/in_env.sh python -m training.demo --help
+    scripts/in_env.sh python -m demo --help
 
 Starts the three nodes as real ROS 2 processes in a DDS domain of their own, plays the video once
 (loop false), waits for the camera to finish and the recorder to drain, stops every process
@@ -23,8 +23,8 @@ import time
 import cv2
 import numpy as np
 
-from mask_detection import demo_video
-from training.ros_graph import NodeProcess
+from demo import video as demo_video
+from tools.ros_graph import NodeProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 # Test runs take domains 1..100 (conftest.py); the demo picks from the rest of Fast DDS's range.
