@@ -342,7 +342,7 @@ def export_onnx(model, path=None):
 def resolve_classifier_engine(engine, device):
     """Return 'onnxruntime' or 'torch' for an inference_engine name and a torch device.
 
-    'auto' and 'onnxruntime' run the classifier in ONNX Runtime on the CPU (2.5-3.7x faster than
+    'auto' and 'onnxruntime' run the classifier in ONNX Runtime on the CPU (1.5-5x faster than
     torch for 1-8 faces; benchmarks.benchmark classifier); 'opencv' (the engines that need no
     onnxruntime) and CUDA devices run it in torch.
     """

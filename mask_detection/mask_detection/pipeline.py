@@ -64,7 +64,7 @@ class PipelineConfig:
     # CenterFace below full scale: candidates scoring at least this (below face_score_threshold)
     # and smaller than 48 px get a full-resolution look around them; 0 = off.  0.2 with the
     # half-size pass: dev-set recall of 24-48 px faces 87 -> 94 %, < 24 px 17 -> 50 %, for
-    # about 1.3x the detection time (benchmarks.detector_benchmark --refine; BENCHMARKS.md).
+    # about 1.23x the CPU time per frame (benchmarks.detector_benchmark --refine; BENCHMARKS.md).
     refine_threshold: float = 0.2
     # Haar cascade: window step, neighbours, face size range in px (max 0 = no limit).
     haar_scale_factor: float = 1.1
