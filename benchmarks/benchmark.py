@@ -14,6 +14,7 @@ from other processes hits them alike.  ``ros`` and ``soak`` start real node proc
 """
 import argparse
 import array
+import dataclasses
 from dataclasses import dataclass, field
 import json
 from pathlib import Path
@@ -79,6 +80,7 @@ class NaiveSystem:
     """
 
     name = '(a) naive'
+    engine = 'opencv+torch'
 
     def __init__(self, model_path):
         path = Path(cv2.data.haarcascades) / 'haarcascade_frontalface_default.xml'
@@ -166,6 +168,7 @@ class PipelineSystem:
         self.pipeline = MaskDetectionPipeline(config)
         self.read_image, self.reader_name = _image_reader()
         self.annotate = _annotator() if annotate else None
+        self.engine = engine_label(self.pipeline.face_detector, self.pipeline.classifier)
 
     def process_message(self, msg):
         times = {}
@@ -182,6 +185,12 @@ class PipelineSystem:
             self.annotate(frame, result.detections, getattr(msg, 'header', None))
             times['draw'] = _ms(start)
         return len(result.detections), times
+
+
+def engine_label(face_detector, classifier):
+    """Return 'DETECTOR ENGINE+CLASSIFIER ENGINE', e.g. 'onnxruntime+onnxruntime'."""
+    return (f'{getattr(face_detector, "engine", "") or "?"}+'
+            f'{getattr(classifier, "engine", "") or "torch"}')
 
 
 def split_pipeline_timings(timings, total_ms):
@@ -205,6 +214,7 @@ class ComponentSystem:
         self.detector = create_face_detector(detector_name, **settings)
         self.classifier = classifier_module.MaskClassifier(model_path)
         self.read_image, self.reader_name = _image_reader()
+        self.engine = engine_label(self.detector, self.classifier)
 
     def process_message(self, msg):
         times = {}
@@ -221,10 +231,14 @@ class ComponentSystem:
 
 
 def build_systems(model_path, detectors=('haar', 'centerface'), annotate_row=True,
-                  scales=()):
+                  scales=(), engines=('opencv',), threads=None, variants=()):
     """Return (systems, notes): naive, default, default + annotation, one per face detector.
 
-    ``scales``: extra rows, each face detector at that detection_scale.
+    ``scales``: extra rows, each face detector at that detection_scale.  ``engines``: extra
+    rows, the default configuration with each of these inference engines.  ``threads``:
+    (detector, classifier) threads given to every configuration (ONNX Runtime sessions take
+    their thread count when they are made; None = the configurations' own).  ``variants``:
+    extra rows, the default configuration with these {field: value} changes.
     """
     notes = []
     systems = [NaiveSystem(model_path)]
@@ -237,26 +251,39 @@ def build_systems(model_path, detectors=('haar', 'centerface'), annotate_row=Tru
         for name in detectors:
             systems.append(ComponentSystem(f'(c) {name}', name, model_path))
         return systems, notes
-    default = PipelineConfig()
-    if str(getattr(default, 'model_path', '') or '') == '' and model_path:
-        default = _with_model(default, model_path)
+
+    def configured(**fields):
+        config = _with_model(PipelineConfig(**fields), model_path)
+        if threads is not None and hasattr(config, 'detector_threads'):
+            config = dataclasses.replace(config, detector_threads=threads[0],
+                                         num_threads=threads[1])
+        return config
+
+    default = configured()
     systems.append(PipelineSystem('(b) default', default))
     if annotate_row:
         systems.append(PipelineSystem('(b) default+draw', default, annotate=True))
+    for engine in engines:
+        if engine != default.inference_engine:
+            try:
+                config = dataclasses.replace(default, inference_engine=engine)
+                systems.append(PipelineSystem(f'(b) default/{engine}', config))
+            except ValueError as error:
+                notes.append(f'engine {engine} skipped: {error}')
+    for variant in variants:
+        label = ' '.join(f'{key}={value}' for key, value in variant.items())
+        systems.append(PipelineSystem(f'(b) {label}', configured(**variant)))
     for name in detectors:
-        config = _with_model(PipelineConfig(face_detector=name), model_path)
-        systems.append(PipelineSystem(f'(c) {name}', config))
+        systems.append(PipelineSystem(f'(c) {name}', configured(face_detector=name)))
         for scale in scales:
-            config = _with_model(PipelineConfig(face_detector=name, detection_scale=scale),
-                                 model_path)
-            systems.append(PipelineSystem(f'(c) {name}@{scale:g}', config))
+            systems.append(PipelineSystem(f'(c) {name}@{scale:g}', configured(
+                face_detector=name, detection_scale=scale)))
     return systems, notes
 
 
 def _with_model(config, model_path):
     shipped = classifier_module.default_model_path()
     if Path(model_path) != shipped and hasattr(config, 'model_path'):
-        import dataclasses
         return dataclasses.replace(config, model_path=str(model_path))
     return config
 
@@ -347,14 +374,18 @@ def measure(systems, messages, rounds, warmup=3):
 
 def run_pipeline_benchmark(frames, rounds=3, threads=('1', 'all'), model_path=None,
                            detectors=('haar', 'centerface'), annotate_row=True, scales=(),
-                           out=print):
+                           out=print, engines=('opencv',), variants=()):
     """Measure all systems with each thread setting; print tables; return the report dict."""
     model_path, model_note = resolve_model_path(model_path)
     messages = [frame_message(frame) for frame in frames]
-    systems, notes = build_systems(model_path, detectors, annotate_row, scales)
+    systems, notes = build_systems(model_path, detectors, annotate_row, scales, engines,
+                                   variants=variants)
     if model_note:
         notes.append(model_note)
     reader = next((s.reader_name for s in systems if hasattr(s, 'reader_name')), '')
+    default_threads = None
+    if hasattr(systems[1], 'config') and hasattr(systems[1].config, 'detector_threads'):
+        default_threads = (systems[1].config.detector_threads, systems[1].config.num_threads)
     report = {'size': f'{frames[0].shape[1]}x{frames[0].shape[0]}', 'frames': len(frames),
               'rounds': rounds, 'cores': usable_cores(), 'model_path': str(model_path),
               'image_reader': reader, 'notes': notes, 'load_average_before': load_average(),
@@ -364,8 +395,14 @@ def run_pipeline_benchmark(frames, rounds=3, threads=('1', 'all'), model_path=No
     for setting in threads:
         label, cv_threads, torch_threads = parse_threads(setting)
         used = set_threads(cv_threads, torch_threads)
+        if default_threads is not None and default_threads != (cv_threads, torch_threads):
+            # The detector's and classifier's ONNX Runtime sessions get these threads too.
+            systems = build_systems(model_path, detectors, annotate_row, scales, engines,
+                                    (cv_threads, torch_threads), variants)[0]
         measurements = measure(systems, messages, rounds)
         rows = {name: m.summary() for name, m in measurements.items()}
+        for system in systems:
+            rows[system.name]['engine'] = getattr(system, 'engine', '')
         naive_fps = rows[systems[0].name]['fps']
         for row in rows.values():
             row['ratio'] = row['fps'] / naive_fps if naive_fps else 0.0
@@ -395,20 +432,20 @@ def run_pipeline_benchmark(frames, rounds=3, threads=('1', 'all'), model_path=No
 
 def format_table(rows, title):
     """Return the side-by-side table of one thread setting."""
-    header = (f'{"config":<20} {"fps":>7} {"x naive":>7} {"ms/frame":>8} {"p95 ms":>7} '
-              f'{"cpu ms":>7} {"convert":>7} {"detect":>7} {"classify":>8} {"draw":>6} '
-              f'{"other":>6} {"faces":>6}')
+    header = (f'{"config":<20} {"engine":<24} {"fps":>7} {"x naive":>7} {"ms/frame":>8} '
+              f'{"p95 ms":>7} {"cpu ms":>7} {"convert":>7} {"detect":>7} {"classify":>8} '
+              f'{"draw":>6} {"other":>6} {"faces":>6}')
     lines = [f'== {title}', header]
     for name, row in rows.items():
         lines.append(
-            f'{name:<20} {row["fps"]:7.1f} {row["ratio"]:7.2f} {row["mean_ms"]:8.2f} '
-            f'{row["p95_ms"]:7.2f} {row["cpu_ms"]:7.2f} {row["convert_ms"]:7.2f} '
-            f'{row["detect_ms"]:7.2f} {row["classify_ms"]:8.2f} {row["draw_ms"]:6.2f} '
-            f'{row["other_ms"]:6.2f} {row["faces_per_frame"]:6.2f}')
-    lines.append('(wall ms are means per frame; cpu ms = CPU time of this process per frame, '
-                 'all its threads;\n draw = copy + annotation + outgoing message; other = '
-                 'pipeline bookkeeping; faces = faces classified\n per frame; x naive = fps / '
-                 'naive fps in this run)')
+            f'{name:<20} {row.get("engine", ""):<24} {row["fps"]:7.1f} {row["ratio"]:7.2f} '
+            f'{row["mean_ms"]:8.2f} {row["p95_ms"]:7.2f} {row["cpu_ms"]:7.2f} '
+            f'{row["convert_ms"]:7.2f} {row["detect_ms"]:7.2f} {row["classify_ms"]:8.2f} '
+            f'{row["draw_ms"]:6.2f} {row["other_ms"]:6.2f} {row["faces_per_frame"]:6.2f}')
+    lines.append('(engine = face detector engine + classifier engine; wall ms are means per '
+                 'frame;\n cpu ms = CPU time of this process per frame, all its threads; draw = '
+                 'copy + annotation +\n outgoing message; other = pipeline bookkeeping; faces = '
+                 'faces classified per frame;\n x naive = fps / naive fps in this run)')
     return '\n'.join(lines)
 
 
@@ -430,6 +467,23 @@ def classifier_variants(model):
     return variants
 
 
+class OnnxRuntimeVariant:
+    """The classifier's ONNX Runtime session (what MaskClassifier runs), called like a module."""
+
+    def __init__(self, model, threads):
+        from mask_detection.engines import onnxruntime_session
+        self.session = onnxruntime_session(classifier_module.export_onnx(model), threads)
+
+    def __call__(self, batch):
+        return torch.from_numpy(self.session.run(None, {'faces': batch.numpy()})[0])
+
+
+def onnxruntime_variant(model, threads):
+    """Return the ONNX Runtime variant, or None when onnxruntime is not installed."""
+    from mask_detection.engines import onnxruntime_available
+    return OnnxRuntimeVariant(model, threads) if onnxruntime_available() else None
+
+
 def classifier_main(args):
     """Time the classifier's variants on the faces the default pipeline finds."""
     from mask_detection.pipeline import MaskDetectionPipeline, PipelineConfig
@@ -444,30 +498,44 @@ def classifier_main(args):
     faces = sum(len(b) for _, b in work) / max(1, len(work))
     print(f'frames: {source}; {len(work)} with faces, {faces:.2f} faces per frame; '
           f'load average {load_average()}')
-    variants = classifier_variants(classifier.model)
-    batches = [torch.from_numpy(classifier.preprocess(f, b)) for f, b in work]
-    reference = [variants['eager (NCHW)'](b) for b in batches[:5]]
-    print(f'{"variant":<28} {"torch threads":>13} {"wall ms/frame":>13} {"cpu ms/frame":>12} '
-          f'{"max |logit diff|":>16}')
+    model = classifier_module.load_model_file(model_path)[0]
+    per_frame = [torch.from_numpy(classifier.preprocess(f, b)) for f, b in work]
+    groups = {'faces of a frame': per_frame}
+    if args.batch_sizes:
+        crops = torch.cat(per_frame)
+        groups = {f'batch {size}': [crops[i:i + size]
+                                    for i in range(0, len(crops) - size + 1, size)]
+                  for size in args.batch_sizes}
+    print(f'{"batches":<16} {"variant":<28} {"threads":>7} {"wall ms/batch":>13} '
+          f'{"cpu ms/batch":>12} {"max |logit diff|":>16}')
     for threads in args.torch_threads:
         torch.set_num_threads(threads)
-        timings = {name: [0.0, 0.0] for name in variants}
-        with torch.inference_mode():
-            for name, model in variants.items():
-                for batch in batches[:3]:
-                    model(batch)
-            for _ in range(args.rounds):
-                for name, model in variants.items():
-                    cpu, wall = time.process_time(), time.perf_counter()
-                    for batch in batches:
-                        model(batch)
-                    timings[name][0] += time.perf_counter() - wall
-                    timings[name][1] += time.process_time() - cpu
-            for name, model in variants.items():
-                diff = max(float((model(b) - r).abs().max()) for b, r in zip(batches, reference))
-                count = args.rounds * len(batches)
-                print(f'{name:<28} {threads:>13} {1000 * timings[name][0] / count:13.2f} '
-                      f'{1000 * timings[name][1] / count:12.2f} {diff:16.2e}')
+        variants = classifier_variants(model)
+        ort_variant = onnxruntime_variant(model, threads)
+        if ort_variant is not None:
+            variants['onnxruntime'] = ort_variant
+        for group, batches in groups.items():
+            reference = [variants['eager (NCHW)'](b).detach() for b in batches[:5]]
+            timings = {name: [0.0, 0.0] for name in variants}
+            with torch.inference_mode():
+                for name, variant in variants.items():
+                    for batch in batches[:3]:
+                        variant(batch)
+                for _ in range(args.rounds):
+                    for name, variant in variants.items():
+                        cpu, wall = time.process_time(), time.perf_counter()
+                        for batch in batches:
+                            variant(batch)
+                        timings[name][0] += time.perf_counter() - wall
+                        timings[name][1] += time.process_time() - cpu
+                for name, variant in variants.items():
+                    diff = max(float((variant(b) - r).abs().max())
+                               for b, r in zip(batches, reference))
+                    count = args.rounds * len(batches)
+                    print(f'{group:<16} {name:<28} {threads:>7} '
+                          f'{1000 * timings[name][0] / count:13.3f} '
+                          f'{1000 * timings[name][1] / count:12.3f} {diff:16.2e}', flush=True)
+    print(f'load average {load_average()}')
     return 0
 
 
@@ -506,7 +574,8 @@ def pipeline_main(args):
     threads = [t for spec in args.threads for t in (('1', 'all') if spec == 'both' else (spec,))]
     report = run_pipeline_benchmark(frames, args.rounds, threads, args.model,
                                     tuple(args.detectors), not args.no_draw_row,
-                                    tuple(args.scales))
+                                    tuple(args.scales), engines=tuple(args.engines),
+                                    variants=tuple(args.variant))
     report['frames_source'] = source
     label = ('all threads' if 'all' in report['results']
              else f'threads {next(iter(report["results"]))}')
@@ -517,6 +586,18 @@ def pipeline_main(args):
         Path(args.json).write_text(json.dumps(report, indent=2, sort_keys=True) + '\n')
         print(f'wrote {args.json}')
     return 0
+
+
+def _variant(text):
+    """Return {field: value} from 'field=value[,field=value]' (values parsed as YAML)."""
+    import yaml
+    variant = {}
+    for item in text.split(','):
+        key, sep, value = item.partition('=')
+        if not sep or not key.strip():
+            raise argparse.ArgumentTypeError(f'a variant looks like key=value, got {item!r}')
+        variant[key.strip()] = yaml.safe_load(value)
+    return variant
 
 
 def _thread_spec(text):
@@ -539,9 +620,16 @@ def build_parser():
                       help="thread settings to run: 'both' (= 1 all), 'N', 'all', or "
                            "'CV,TORCH' such as 'all,1' (what the default configuration "
                            'itself uses; default: 1 all all,1)')
-    pipe.add_argument('--detectors', nargs='+', default=['haar', 'centerface'])
+    pipe.add_argument('--detectors', nargs='*', default=['haar', 'centerface'])
     pipe.add_argument('--scales', type=float, nargs='*', default=[],
                       help='extra rows: each detector at these detection scales')
+    pipe.add_argument('--engines', nargs='*', default=['opencv'],
+                      choices=('auto', 'onnxruntime', 'opencv'),
+                      help='extra rows: the default configuration with these inference engines '
+                           '(default: opencv, the engine without onnxruntime)')
+    pipe.add_argument('--variant', nargs='+', default=[], type=_variant, metavar='K=V[,K=V]',
+                      help='extra rows: the default configuration with these PipelineConfig '
+                           'changes, e.g. refine_threshold=0 detection_scale=0.75')
     pipe.add_argument('--model', help='classifier model file (default: the shipped one)')
     pipe.add_argument('--no-draw-row', action='store_true',
                       help='skip the default+draw row')
@@ -553,7 +641,11 @@ def build_parser():
     cls.add_argument('--size', type=parse_size, default=(640, 480), help='frame size WxH')
     cls.add_argument('--frames', type=int, default=40)
     cls.add_argument('--rounds', type=int, default=3)
-    cls.add_argument('--torch-threads', type=int, nargs='+', default=[1, 2])
+    cls.add_argument('--torch-threads', type=int, nargs='+', default=[1, 2],
+                     help='threads of torch and of the ONNX Runtime session')
+    cls.add_argument('--batch-sizes', type=int, nargs='*', default=[],
+                     help='time fixed batches of these sizes (real face crops) instead of the '
+                          'faces of each frame')
     cls.add_argument('--model', help='classifier model file (default: the shipped one)')
     cls.set_defaults(func=classifier_main)
 

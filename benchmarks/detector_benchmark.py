@@ -11,6 +11,7 @@ detections are unlabelled real faces).  Timing: median and minimum ms per 640x48
 (the astronaut photo, resized), detectors timed in interleaved rounds after a warm-up.
 """
 import argparse
+import itertools
 from pathlib import Path
 import sys
 import time
@@ -142,6 +143,13 @@ def main(argv=None):
     parser.add_argument('--scales', type=float, nargs='+', default=[0.5])
     parser.add_argument('--thresholds', type=float, nargs='+', default=[0.35],
                         help='CenterFace score thresholds (ignored for haar)')
+    parser.add_argument('--engines', nargs='+', default=['auto'],
+                        choices=('auto', 'onnxruntime', 'opencv'),
+                        help='CenterFace inference engines (ignored for haar)')
+    parser.add_argument('--ort-threads', type=int, default=0,
+                        help='ONNX Runtime threads (0 = all cores)')
+    parser.add_argument('--refine', type=float, nargs='+', default=[0.0],
+                        help='CenterFace refine_threshold values (0 = no closer look)')
     parser.add_argument('--min-neighbors', type=int, default=5, help='haar only')
     parser.add_argument('--min-size', type=int, default=24, help='haar only, px')
     parser.add_argument('--repeats', type=int, default=50, help='timed frames per detector')
@@ -156,24 +164,32 @@ def main(argv=None):
         cv2.setNumThreads(args.threads)
     detectors = {}
     thresholds = args.thresholds if args.detector == 'centerface' else [None]
-    for scale in args.scales:
-        for threshold in thresholds:
-            if args.detector == 'haar':
-                settings = dict(scale=scale, min_neighbors=args.min_neighbors,
-                                min_size=args.min_size)
-                name = f'haar scale {scale} mn {args.min_neighbors} min {args.min_size}'
-            else:
-                settings = dict(scale=scale, score_threshold=threshold)
-                name = f'centerface scale {scale} thr {threshold}'
-            detectors[name] = create_face_detector(args.detector, **settings)
+    engines = args.engines if args.detector == 'centerface' else [None]
+    refines = args.refine if args.detector == 'centerface' else [0.0]
+    for scale, threshold, engine, refine in itertools.product(args.scales, thresholds, engines,
+                                                              refines):
+        if args.detector == 'haar':
+            settings = dict(scale=scale, min_neighbors=args.min_neighbors,
+                            min_size=args.min_size)
+            name = f'haar scale {scale} mn {args.min_neighbors} min {args.min_size}'
+        else:
+            settings = dict(scale=scale, score_threshold=threshold, engine=engine,
+                            num_threads=args.ort_threads, refine_threshold=refine)
+            name = f'centerface scale {scale} thr {threshold}'
+            if refine:
+                name += f' refine {refine}'
+        detector = create_face_detector(args.detector, **settings)
+        if engine is not None:
+            name += f' {detector.engine}'
+        detectors[name] = detector
     timings = frame_times(detectors, test_frame(args.frame), args.repeats)
     print(f'OpenCV {cv2.__version__}, {cv2.getNumThreads()} threads')
-    print(f'{"detector":<34} {"ms/640x480 med/min":>18} {"ms/img":>7} {"prec":>5} {"p>=24":>5}  '
+    print(f'{"detector":<46} {"ms/640x480 med/min":>18} {"ms/img":>7} {"prec":>5} {"p>=24":>5}  '
           'recall all <24 / 24-48 / >=48  (with_mask; without_mask)')
     for name, detector in detectors.items():
         ms = '{:6.1f} / {:6.1f}'.format(*timings[name])
         if args.no_dataset:
-            print(f'{name:<34} {ms:>18}', flush=True)
+            print(f'{name:<46} {ms:>18}', flush=True)
             continue
         table, precision, big_precision, ms_img = evaluate(detector, args.data)
 
@@ -182,7 +198,7 @@ def main(argv=None):
             return ' / '.join(
                 f'{100 * cells[b][0] / cells[b][1]:.0f}' if b in cells else '-'
                 for _, _, b in BUCKETS)
-        print(f'{name:<34} {ms:>18} {ms_img:7.1f} {precision:5.2f} {big_precision:5.2f}  '
+        print(f'{name:<46} {ms:>18} {ms_img:7.1f} {precision:5.2f} {big_precision:5.2f}  '
               f'{row("all")}  ({row("with_mask")}; {row("without_mask")})', flush=True)
 
 

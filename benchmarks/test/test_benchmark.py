@@ -80,6 +80,14 @@ def test_pipeline_benchmark_cli_prints_table_and_writes_json(tmp_path, capsys, a
         for row in rows.values():
             assert row['frames'] == 2
             assert row['mean_ms'] >= row['detect_ms'] > 0.0
+        # Every row names its engines; the OpenCV-DNN row is there beside the default.
+        assert rows['(a) naive']['engine'] == 'opencv+torch'
+        assert rows['(b) default/opencv']['engine'] == 'opencv+torch'
+        from mask_detection.engines import resolve_engine
+        expected = 'onnxruntime+onnxruntime' if resolve_engine('auto') == 'onnxruntime' \
+            else 'opencv+torch'
+        assert rows['(b) default']['engine'] == expected
+    assert 'onnxruntime+onnxruntime' in printed or 'opencv+torch' in printed
 
 
 def test_graph_statistics_count_drops_and_latency():
@@ -138,15 +146,20 @@ def test_thread_settings_parse():
 
 def test_classifier_variants_agree_and_are_timed(tmp_path, capsys, astronaut_bgr):
     cv2.imwrite(str(tmp_path / 'astronaut.png'), astronaut_bgr)
-    assert benchmark.main(['classifier', '--images', str(tmp_path), '--frames', '1',
-                           '--rounds', '1', '--torch-threads', '1']) == 0
-    lines = capsys.readouterr().out.splitlines()
-    rows = {line.split('  ')[0].strip(): line.split() for line in lines
-            if line.startswith(('eager', 'channels_last'))}
-    assert set(rows) == {'eager (NCHW)', 'channels_last', 'channels_last + jit.freeze'}
-    for fields in rows.values():
-        assert float(fields[-3]) > 0.0          # wall ms per frame
-        assert float(fields[-1]) < 1e-4         # same logits as the eager model
+    from mask_detection.engines import onnxruntime_available
+    expected = {'eager (NCHW)', 'channels_last', 'channels_last + jit.freeze'}
+    if onnxruntime_available():
+        expected.add('onnxruntime')
+    for extra, group in (([], 'faces of a frame'), (['--batch-sizes', '1'], 'batch 1')):
+        assert benchmark.main(['classifier', '--images', str(tmp_path), '--frames', '1',
+                               '--rounds', '1', '--torch-threads', '1'] + extra) == 0
+        lines = capsys.readouterr().out.splitlines()
+        rows = {line[len(group):].strip().split('  ')[0]: line.split() for line in lines
+                if line.startswith(group)}
+        assert set(rows) == expected
+        for fields in rows.values():
+            assert float(fields[-3]) > 0.0          # wall ms per batch
+            assert float(fields[-1]) < 1e-4         # same logits as the eager model
 
 
 def test_scales_prints_recall_per_bucket(tmp_path, capsys, astronaut_bgr):

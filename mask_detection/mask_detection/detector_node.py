@@ -21,7 +21,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from mask_detection import faces
+from mask_detection import engines, faces
 from mask_detection.classifier import ModelFileError
 from mask_detection.image_codec import array_to_image_msg, image_msg_to_bgr
 from mask_detection.image_codec import ImageConversionError
@@ -84,6 +84,14 @@ PIPELINE_PARAMETERS = {
     'face_score_threshold': ('CenterFace: minimum face score.', 0.0, 1.0),
     'nms_iou': ('CenterFace: boxes overlapping a better one by more than this IoU are '
                 'dropped.', 0.01, 1.0),
+    'inference_engine': ("Engine of CenterFace and the classifier: 'onnxruntime' (both), "
+                         "'opencv' (CenterFace in OpenCV DNN, the classifier in PyTorch: "
+                         "slower) or 'auto' (ONNX Runtime when installed).", None, None),
+    'detector_threads': ('ONNX Runtime threads of the face detector; 0 = all usable cores.',
+                         0, 1024),
+    'refine_threshold': ('CenterFace below full scale: candidates scoring at least this (and '
+                         'below face_score_threshold) that are smaller than 48 px get a '
+                         'full-resolution look around them (small faces); 0 = off.', 0.0, 1.0),
     'haar_scale_factor': ('Haar: step between window sizes (> 1; smaller finds more, slower).',
                           1.001, 10.0),
     'haar_min_neighbors': ('Haar: overlapping raw detections needed to keep a face.', 0, 100),
@@ -92,7 +100,8 @@ PIPELINE_PARAMETERS = {
     'model_path': ('Mask classifier model file (.pt); empty = the shipped model '
                    '(share/mask_detection/models/mask_classifier.pt).', None, None),
     'device': ("PyTorch device of the classifier: 'cpu', 'cuda' or 'cuda:N'.", None, None),
-    'num_threads': ('PyTorch CPU threads (process-wide); 0 = the PyTorch default.', 0, 1024),
+    'num_threads': ('Classifier CPU threads (ONNX Runtime session; PyTorch: process-wide); '
+                    '0 = all cores / the PyTorch default.', 0, 1024),
     'mask_threshold': ('P(mask) at or above which a face is MASK, else NO_MASK.', 0.0, 1.0),
     'unknown_threshold': ('A face whose chosen label has a lower probability than this is '
                           'UNKNOWN.', 0.0, 1.0),
@@ -101,7 +110,7 @@ PIPELINE_PARAMETERS = {
 }
 # Changing one of these loads a new classifier; the other pipeline parameters rebuild only
 # the face detector (or nothing: the label thresholds).
-CLASSIFIER_PARAMETERS = {'model_path', 'device', 'num_threads'}
+CLASSIFIER_PARAMETERS = {'model_path', 'device', 'num_threads', 'inference_engine'}
 LABEL_PARAMETERS = {'mask_threshold', 'unknown_threshold', 'min_face_size'}
 
 
@@ -139,8 +148,9 @@ def parameter_specs():
     for spec in dataclasses.fields(PipelineConfig):
         description, low, high = PIPELINE_PARAMETERS.get(
             spec.name, (f'PipelineConfig.{spec.name} (see pipeline.py).', None, None))
-        constraints = ('one of ' + ', '.join(repr(name) for name in faces.DETECTOR_NAMES)
-                       if spec.name == 'face_detector' else '')
+        choices = {'face_detector': faces.DETECTOR_NAMES,
+                   'inference_engine': engines.ENGINE_NAMES}.get(spec.name)
+        constraints = 'one of ' + ', '.join(repr(name) for name in choices) if choices else ''
         specs.append(ParameterSpec(spec.name, getattr(defaults, spec.name), description,
                                    low, high, constraints=constraints))
     if tracking is not None:
@@ -401,7 +411,8 @@ class DetectorCore:
 
     def _pipeline_summary(self):
         values = self._values()
-        return (f'face detector {faces.resolve_detector_name(values["face_detector"])}, '
+        return (f'face detector {faces.resolve_detector_name(values["face_detector"])} '
+                f'({self.pipeline.face_detector.engine}), '
                 f'model {self._model_in_use()}, device {values["device"]}, tracking '
                 f'{"on" if self.tracker is not None else "off"}')
 
@@ -567,6 +578,7 @@ class DetectorCore:
             'bad_frames_total': str(self.bad_frames_total),
             'faces_per_frame': f'{window.faces / processed:.2f}',
             'face_detector': faces.resolve_detector_name(values['face_detector']),
+            'inference_engine': self.pipeline.face_detector.engine,
             'model': self._model_in_use(),
             'device': str(values['device']),
             'tracking': 'on' if self.tracker is not None else 'off',

@@ -11,6 +11,7 @@ from typing import Optional
 import numpy as np
 
 from mask_detection.drawing import draw_detections
+from mask_detection.engines import ENGINE_NAMES
 from mask_detection.faces import (
     as_bgr_frame, create_face_detector, DETECTOR_NAMES, FaceDetector, FaceDetectorError,
     resolve_detector_name)
@@ -55,6 +56,16 @@ class PipelineConfig:
     # CenterFace: minimum face score in [0, 1], and NMS overlap.
     face_score_threshold: float = 0.35
     nms_iou: float = 0.3
+    # Engine of CenterFace and the classifier: 'auto' (ONNX Runtime for both when installed),
+    # 'onnxruntime', or 'opencv' (CenterFace in OpenCV DNN, the classifier in torch).
+    inference_engine: str = 'auto'
+    # ONNX Runtime threads of the face detector; 0 = all usable cores.
+    detector_threads: int = 0
+    # CenterFace below full scale: candidates scoring at least this (below face_score_threshold)
+    # and smaller than 48 px get a full-resolution look around them; 0 = off.  0.2 with the
+    # half-size pass: dev-set recall of 24-48 px faces 87 -> 94 %, < 24 px 17 -> 50 %, for
+    # about 1.23x the CPU time per frame (benchmarks.detector_benchmark --refine; BENCHMARKS.md).
+    refine_threshold: float = 0.2
     # Haar cascade: window step, neighbours, face size range in px (max 0 = no limit).
     haar_scale_factor: float = 1.1
     haar_min_neighbors: int = 5
@@ -64,7 +75,8 @@ class PipelineConfig:
     model_path: str = ''
     # 'cpu', 'cuda' or 'cuda:N'.
     device: str = 'cpu'
-    # Torch threads; 0 = torch's default.  1 by default: a batch of a few faces gains little
+    # Classifier threads (torch's process-wide setting, and the ONNX Runtime session's);
+    # 0 = torch's default / all cores.  1 by default: a batch of a few faces gains little
     # from more threads, and torch's spinning worker threads made the classifier 8-14x slower
     # whenever other processes held the cores (benchmarks.benchmark pipeline: BENCHMARKS.md).
     num_threads: int = 1
@@ -83,10 +95,14 @@ class PipelineConfig:
 
     def validate(self):
         """Raise ValueError naming the first setting that is out of range."""
+        if self.inference_engine not in ENGINE_NAMES:
+            raise ValueError(f'inference_engine must be one of {", ".join(ENGINE_NAMES)}, '
+                             f'got {self.inference_engine!r}')
         if self.face_detector not in DETECTOR_NAMES:
             raise ValueError(f'face_detector must be one of {", ".join(DETECTOR_NAMES)}, '
                              f'got {self.face_detector!r}')
-        for name in ('mask_threshold', 'unknown_threshold', 'face_score_threshold'):
+        for name in ('mask_threshold', 'unknown_threshold', 'face_score_threshold',
+                     'refine_threshold'):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
                 raise ValueError(f'{name} must be in [0, 1], got {value!r}')
@@ -98,7 +114,7 @@ class PipelineConfig:
         if not self.haar_scale_factor > 1.0:
             raise ValueError(f'haar_scale_factor must be > 1, got {self.haar_scale_factor}')
         for name in ('haar_min_neighbors', 'haar_min_size', 'haar_max_size', 'min_face_size',
-                     'num_threads'):
+                     'num_threads', 'detector_threads'):
             if getattr(self, name) < 0:
                 raise ValueError(f'{name} must be >= 0, got {getattr(self, name)}')
         if self.haar_max_size and self.haar_max_size < self.haar_min_size:
@@ -112,7 +128,9 @@ class PipelineConfig:
                             min_neighbors=self.haar_min_neighbors, min_size=self.haar_min_size,
                             max_size=self.haar_max_size)
         else:
-            settings = dict(score_threshold=self.face_score_threshold, nms_iou=self.nms_iou)
+            settings = dict(score_threshold=self.face_score_threshold, nms_iou=self.nms_iou,
+                            engine=self.inference_engine, num_threads=self.detector_threads,
+                            refine_threshold=self.refine_threshold)
         if self.detection_scale:
             settings['scale'] = self.detection_scale
         return settings
@@ -161,7 +179,8 @@ class MaskDetectionPipeline:
             from mask_detection.classifier import MaskClassifier
             classifier = MaskClassifier(self.config.model_path or None,
                                         device=self.config.device,
-                                        num_threads=self.config.num_threads)
+                                        num_threads=self.config.num_threads,
+                                        engine=self.config.inference_engine)
         self.classifier = classifier
 
     def process(self, bgr: np.ndarray) -> PipelineResult:

@@ -9,7 +9,7 @@ import pytest
 import skimage.data
 import torch
 
-from mask_detection import classifier
+from mask_detection import classifier, engines
 from mask_detection.classifier import MASK, MaskClassifier, MaskNet, ModelFileError, NO_MASK
 
 # The astronaut's face in skimage.data.astronaut() (512 x 512), in pixels.
@@ -312,3 +312,62 @@ def test_shipped_model_loads_and_classifies(astronaut_bgr):
     probabilities = model.predict(astronaut_bgr, [FACE])
     # The astronaut wears no mask.
     assert probabilities[0, NO_MASK] > 0.5
+
+
+needs_onnxruntime = pytest.mark.skipif(
+    not engines.onnxruntime_available(),
+    reason='onnxruntime / onnx not installed (optional: the classifier then runs in torch)')
+
+
+def _real_faces(image):
+    """Return face-sized boxes at several places of a real photo (the face, around it)."""
+    return [FACE, (150, 30, 140, 150), (200, 90, 50, 60), (10, 300, 80, 80), (400, 400, 60, 70),
+            (-20, -10, 90, 90), (460, 200, 80, 100), (250, 250, 40, 40)]
+
+
+@needs_onnxruntime
+@pytest.mark.parametrize('count', [1, 3, 8])
+def test_onnxruntime_and_torch_give_the_same_probabilities(model_file, astronaut_bgr, count):
+    boxes = _real_faces(astronaut_bgr)[:count]
+    onnx = MaskClassifier(model_file, engine='onnxruntime')
+    eager = MaskClassifier(model_file, engine='opencv')
+    assert (onnx.engine, eager.engine) == ('onnxruntime', 'torch')
+    ours, theirs = onnx.predict(astronaut_bgr, boxes), eager.predict(astronaut_bgr, boxes)
+    assert ours.shape == (count, 2) and ours.dtype == np.float32
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+    assert np.ptp(theirs[:, MASK]) > 1e-3 or count == 1   # different faces, different outputs
+
+
+@needs_onnxruntime
+def test_onnxruntime_follows_the_model_file(tmp_path, astronaut_bgr):
+    # The ONNX network is exported from the loaded .pt, so a retrained file (here: other
+    # weights and another conv front) can never run with stale weights.
+    boxes = _real_faces(astronaut_bgr)
+    outputs = []
+    for seed, channels in ((1, (4, 8)), (2, (8, 8, 16))):
+        path = tmp_path / f'model{seed}.pt'
+        classifier.save_model_file(path, _model(seed, 32, channels))
+        onnx = MaskClassifier(path, engine='onnxruntime')
+        eager = MaskClassifier(path, engine='opencv')
+        outputs.append(onnx.predict(astronaut_bgr, boxes))
+        np.testing.assert_allclose(outputs[-1], eager.predict(astronaut_bgr, boxes), atol=1e-5)
+    assert np.abs(outputs[0] - outputs[1]).max() > 1e-3
+
+
+def test_classifier_engine_choice(model_file, monkeypatch):
+    assert MaskClassifier(model_file, engine='opencv').engine == 'torch'
+    with pytest.raises(ValueError, match="unknown inference engine 'tflite'"):
+        MaskClassifier(model_file, engine='tflite')
+    monkeypatch.setattr(engines, 'onnxruntime_available', lambda: False)
+    assert MaskClassifier(model_file, engine='auto').engine == 'torch'
+    with pytest.raises(ValueError, match='onnxruntime or onnx is not installed'):
+        MaskClassifier(model_file, engine='onnxruntime')
+
+
+@needs_onnxruntime
+def test_corrupt_model_file_is_refused_before_any_export(tmp_path):
+    bad = tmp_path / 'model.pt'
+    bad.write_bytes(b'PK\x03\x04 truncated zip')
+    with pytest.raises(ModelFileError, match=f'^mask classifier model file {bad}: ') as error:
+        MaskClassifier(bad, engine='onnxruntime')
+    assert '\n' not in str(error.value)

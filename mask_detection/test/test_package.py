@@ -13,7 +13,7 @@ INSTALL = ROOT / 'install' / 'mask_detection'
 SHARE = INSTALL / 'share' / 'mask_detection'
 
 # Python import name -> the rosdep key that provides it.  torch is a pip
-# dependency (requirements/python.txt) documented in the README.
+# dependency (requirements/python.txt) documented in the README; so are onnxruntime and onnx.
 ROSDEP_KEY = {
     'rclpy': 'rclpy', 'sensor_msgs': 'sensor_msgs', 'std_msgs': 'std_msgs',
     'diagnostic_msgs': 'diagnostic_msgs', 'mask_detection_msgs': 'mask_detection_msgs',
@@ -22,7 +22,7 @@ ROSDEP_KEY = {
     'cv2': 'python3-opencv', 'numpy': 'python3-numpy', 'yaml': 'python3-yaml',
     'skimage': 'python3-skimage', 'matplotlib': 'python3-matplotlib', 'scipy': 'python3-scipy',
 }
-PIP_ONLY = {'torch'}
+PIP_ONLY = {'torch', 'onnx', 'onnxruntime'}
 
 
 def _package(name):
@@ -92,8 +92,9 @@ def test_every_import_of_the_module_is_a_declared_dependency():
 
 
 def test_torch_is_documented_as_a_pip_dependency():
-    assert 'torch==' in (ROOT / 'requirements' / 'python.txt').read_text()
-    assert 'torch' in (PKG / 'package.xml').read_text()
+    for name in sorted(PIP_ONLY):
+        assert f'\n{name}==' in (ROOT / 'requirements' / 'python.txt').read_text()
+        assert name in (PKG / 'package.xml').read_text()
 
 
 @pytest.fixture(scope='module')
