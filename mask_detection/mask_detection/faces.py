@@ -267,6 +267,17 @@ class CenterFaceDetector(FaceDetector):
         return in_w, in_h, pad_w, pad_h
 
     def detect(self, bgr: np.ndarray) -> list:
+        return [face for face, _ in self._run(bgr, with_landmarks=False)]
+
+    def detect_landmarks(self, bgr: np.ndarray) -> list:
+        """Return ``[(FaceBox, points)]``: points is float (5, 2) x, y in pixels of `bgr`.
+
+        The five points are CenterFace's: the eyes, the nose tip and the mouth corners, the
+        image's left one first in each pair.  Used to place synthetic masks for training.
+        """
+        return self._run(bgr, with_landmarks=True)
+
+    def _run(self, bgr, with_landmarks):
         bgr = as_bgr_frame(bgr)
         height, width = bgr.shape[:2]
         in_w, in_h, pad_w, pad_h = self.input_size(width, height)
@@ -276,11 +287,14 @@ class CenterFaceDetector(FaceDetector):
         blob[0, :, :in_h, :in_w] = bgr.transpose(2, 0, 1)[::-1]  # BGR -> RGB planes
         net = self._net_for((pad_w, pad_h))
         net.setInput(blob)
-        heatmap, log_size, offset = net.forward(['537', '538', '539'])
-        return self._decode(heatmap, log_size, offset, width / in_w, height / in_h,
-                            width, height)
+        names = ['537', '538', '539'] + (['540'] if with_landmarks else [])
+        outputs = net.forward(names)
+        landmarks = outputs[3] if with_landmarks else None
+        return self._decode(*outputs[:3], width / in_w, height / in_h, width, height,
+                            landmarks)
 
-    def _decode(self, heatmap, log_size, offset, x_factor, y_factor, width, height):
+    def _decode(self, heatmap, log_size, offset, x_factor, y_factor, width, height,
+                landmarks=None):
         s = self.settings
         heat = heatmap[0, 0]
         ys, xs = np.nonzero(heat > s.score_threshold)
@@ -302,8 +316,17 @@ class CenterFaceDetector(FaceDetector):
         for i in np.ravel(keep):
             box = clip_box(x1[i], y1[i], x2[i], y2[i], scores[i], width, height)
             if box is not None:
-                faces.append(box)
-        faces.sort(key=lambda f: -f.score)
+                points = None
+                if landmarks is not None:
+                    # The published decoding: offsets relative to the box's top-left corner,
+                    # in units of the box size; channels (y, x) per point.
+                    cell = landmarks[0, :, ys[i], xs[i]].reshape(5, 2)
+                    points = np.stack([
+                        (centre_x[i] - box_w[i] / 2 + cell[:, 1] * box_w[i]) * x_factor,
+                        (centre_y[i] - box_h[i] / 2 + cell[:, 0] * box_h[i]) * y_factor],
+                        axis=1)
+                faces.append((box, points))
+        faces.sort(key=lambda f: -f[0].score)
         return faces
 
 
