@@ -63,6 +63,9 @@ def file_hash(path):
 
 
 def list_images(folder):
+    """Image files of a folder, sorted; none when the folder does not exist."""
+    if not Path(folder).is_dir():
+        return []
     return sorted(p for p in Path(folder).iterdir()
                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
@@ -82,7 +85,9 @@ def detect_layout(folder):
         raise DataError(f'data folder {folder} does not exist')
     if voc_annotation_dir(folder) is not None:
         return 'voc'
-    if all((folder / name).is_dir() for name in FOLDER_CLASSES):
+    # One class folder is enough: single-class sets (real-world-masks' vyivanov_mask_types,
+    # mdmufid_webcam_nomask) are shipped without the empty other folder.
+    if any((folder / name).is_dir() for name in FOLDER_CLASSES):
         return 'imagefolder'
     raise DataError(f'{folder} is neither an ImageFolder (with_mask/, without_mask/) nor a VOC '
                     'folder (annotations/ or Annotations/ with .xml files, plus images)')
@@ -398,6 +403,7 @@ class AugmentConfig:
     noise_p: float = 0.15
     small_face_p: float = 0.5       # shrink the region so the face is 10-48 px, like scene faces
     small_face_range: tuple = (10, 48)
+    webcam_p: float = 0.0           # webcam conditions (training/conditions.py), 1 or 2 of them
 
 
 def augment_region(region, rng, config):
@@ -428,7 +434,11 @@ def augment_region(region, rng, config):
     cx += rng.uniform(-config.shift_jitter, config.shift_jitter) * side
     cy += rng.uniform(-config.shift_jitter, config.shift_jitter) * side
     image = _photometric(np.ascontiguousarray(image), rng, config)
-    return image, (cx - w / 2.0, cy - h / 2.0, w, h)
+    box = (cx - w / 2.0, cy - h / 2.0, w, h)
+    if config.webcam_p and rng.random() < config.webcam_p:
+        from training.conditions import random_conditions
+        image = random_conditions(image, box, rng)
+    return image, box
 
 
 def _photometric(image, rng, config):
