@@ -239,7 +239,7 @@ def _placed(shape, lm, placement):
     old_bottom = float(shape.outline[:, 1].max())
     if placement == 'under_nose':
         # The wire rests between the nose tip and the upper lip: nostrils stay visible.
-        new_top = lm.nose_tip[1] + 0.35 * (lm.mouth[1] - lm.nose_tip[1])
+        new_top = lm.nose_tip[1] + 0.5 * (lm.mouth[1] - lm.nose_tip[1])
         new_bottom = old_bottom + 0.05 * face_w
         squeeze = 1.0
     else:
