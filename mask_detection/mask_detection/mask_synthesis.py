@@ -261,7 +261,7 @@ def _placed(shape, lm, placement):
                       outline=move(shape.outline), seam=move(shape.seam))
 
 
-def _supersampled_alpha(shape_hw, draw, factor=4):
+def _supersampled(shape_hw, draw, factor=4):
     """Draw with ``draw(canvas, scale)`` at ``factor`` times the size; return a float alpha map."""
     h, w = shape_hw
     big = np.zeros((h * factor, w * factor), np.uint8)
@@ -298,9 +298,12 @@ def _pattern(shape_hw, face_w, kind, rng):
 
 
 def _render(bgr, lm, shape, color, loop_color, pleats, texture=None, sheen=0.0,
-            fabric_seed=20200311):
+            fabric_seed=20200311, supersample=4):
     """Return (image, coverage): the mask drawn on ``bgr`` and where it covers the image."""
     h, w = bgr.shape[:2]
+
+    def _supersampled_alpha(shape_hw, draw):
+        return _supersampled(shape_hw, draw, supersample)
     face_w = lm.right_cheek[0] - lm.left_cheek[0]
     out = bgr.astype(np.float32)
 
@@ -432,8 +435,10 @@ def draw_mask(bgr, landmarks, spec=MaskSpec(), rng=None):
     sheen = float(random.uniform(0.03, 0.09)) if dark else float(random.uniform(0.0, 0.03))
     shape = _placed(_mask_shape(landmarks, spec.kind), landmarks, spec.placement)
     pleats = 3 if spec.kind == 'surgical' else 0
+    # Edges of faces under 150 px are smooth enough at 2x supersampling (4x the speed).
+    supersample = 4 if face_w >= 150 else 2
     return _render(bgr, landmarks, shape, color, loop_color, pleats, texture, sheen,
-                   fabric_seed=int(random.integers(2 ** 31)))[0]
+                   fabric_seed=int(random.integers(2 ** 31)), supersample=supersample)[0]
 
 
 def roll_degrees(points):
