@@ -483,6 +483,46 @@ def build_regions(samples, max_box_side, progress=True):
     return regions
 
 
+def save_regions(path, regions, specs=None, sources=None):
+    """Write regions to an .npz of plain arrays (no pickle): one pixel buffer, shapes, boxes."""
+    shapes = np.array([r.image.shape for r in regions], np.int32).reshape(-1, 3)
+    flat = np.concatenate([r.image.reshape(-1) for r in regions]) if regions else np.zeros(
+        0, np.uint8)
+    np.savez(path, shapes=shapes, pixels=flat,
+             boxes=np.array([r.box for r in regions], np.float64).reshape(-1, 4),
+             labels=np.array([r.label for r in regions], np.int64),
+             specs=np.array(specs if specs is not None else [''] * len(regions), dtype=str),
+             sources=np.array(sources if sources is not None else [''] * len(regions),
+                              dtype=str))
+
+
+def load_regions(path):
+    """Read save_regions' file; return (regions, specs, sources)."""
+    with np.load(path, allow_pickle=False) as stored:
+        regions, offset = [], 0
+        pixels = stored['pixels']
+        for shape, box, label in zip(stored['shapes'], stored['boxes'], stored['labels']):
+            size = int(np.prod(shape))
+            regions.append(Region(pixels[offset:offset + size].reshape(shape),
+                                  tuple(float(v) for v in box), int(label)))
+            offset += size
+        return regions, [str(v) for v in stored['specs']], [str(v) for v in stored['sources']]
+
+
+def cached_regions(samples, max_box_side, cache_dir=DEFAULT_CACHE_DIR, progress=True):
+    """build_regions, kept on disk between runs (keyed by the faces and the size)."""
+    key = hashlib.sha1(json.dumps([max_box_side, [
+        [s.group, s.label, [round(float(v), 2) for v in s.box]] for s in samples]]).encode())
+    path = Path(cache_dir) / f'regions_{key.hexdigest()[:16]}.npz' if cache_dir else None
+    if path is not None and path.is_file():
+        return load_regions(path)[0]
+    regions = build_regions(samples, max_box_side, progress)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_regions(path, regions)
+    return regions
+
+
 def eval_tensors(samples, preprocessing, progress=True):
     """Return (float32 (N, 3, S, S) inputs, int64 labels) exactly as inference computes them.
 

@@ -56,28 +56,14 @@ def _cache_key(samples, variants, wrong_p, seed):
 
 
 def _save(path, regions):
-    shapes = np.array([r.image.shape for r in regions], np.int32).reshape(-1, 3)
-    flat = np.concatenate([r.image.reshape(-1) for r in regions]) if regions else np.zeros(
-        0, np.uint8)
-    np.savez(path, shapes=shapes, pixels=flat,
-             boxes=np.array([r.box for r in regions], np.float64).reshape(-1, 4),
-             labels=np.array([r.label for r in regions], np.int64),
-             specs=np.array([r.spec for r in regions], dtype=str),
-             sources=np.array([r.source for r in regions], dtype=str))
+    data_lib.save_regions(path, regions, [r.spec for r in regions],
+                          [r.source for r in regions])
 
 
 def _load(path):
-    with np.load(path, allow_pickle=False) as stored:
-        regions, offset = [], 0
-        for shape, box, label, spec, source in zip(stored['shapes'], stored['boxes'],
-                                                   stored['labels'], stored['specs'],
-                                                   stored['sources']):
-            size = int(np.prod(shape))
-            image = stored['pixels'][offset:offset + size].reshape(shape)
-            offset += size
-            regions.append(SyntheticRegion(image, tuple(float(v) for v in box), int(label),
-                                           str(spec), str(source)))
-    return regions
+    regions, specs, sources = data_lib.load_regions(path)
+    return [SyntheticRegion(r.image, r.box, r.label, spec, source)
+            for r, spec, source in zip(regions, specs, sources)]
 
 
 def synthesize(samples, regions, variants=2, wrong_p=0.3, seed=0,

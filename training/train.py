@@ -264,7 +264,8 @@ def train(args):
           f'{len(val_samples)} validation {_class_counts(val_samples)}; '
           f'{summary.duplicates_removed} duplicate files removed', flush=True)
 
-    regions = data_lib.build_regions(train_samples, 2 * args.input_size, progress)
+    regions = data_lib.cached_regions(train_samples, 2 * args.input_size, args.cache_dir,
+                                      progress)
     synthetic_info = None
     drawn = []
     if args.synth_variants > 0:
