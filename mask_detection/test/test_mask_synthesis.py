@@ -6,7 +6,7 @@ import pytest
 from mask_detection.demo_video import bundled_portraits
 from mask_detection.faces import centerface_model_path
 from mask_detection.mask_synthesis import (
-    COLOURS, draw_mask, landmarks_from_points, LABEL_MASK, LABEL_NO_MASK, mask_face, MASK_KINDS,
+    COLOURS, draw_mask, LABEL_MASK, LABEL_NO_MASK, landmarks_from_points, mask_face, MASK_KINDS,
     MaskSpec, PLACEMENTS, random_mask_spec, roll_degrees)
 
 needs_centerface = pytest.mark.skipif(
@@ -16,7 +16,7 @@ needs_centerface = pytest.mark.skipif(
 
 @pytest.fixture(scope='module')
 def astronaut():
-    """The astronaut photo and its hand-measured landmarks (scikit-image sample data)."""
+    """Return the astronaut photo and its hand-measured landmarks (scikit-image data)."""
     portrait = bundled_portraits()[0]
     return portrait.bgr, portrait.landmarks
 

@@ -52,10 +52,10 @@ def test_fit_temperature_recovers_a_known_temperature():
     assert calibration.fit_temperature(true_logits * 2.5, labels) == pytest.approx(2.5, rel=0.1)
 
 
-def test_temperature_reduces_nll_on_a_real_data_set():
+def test_temperature_reduces_nll_on_a_real_data_set(tmp_path):
     folder = shared_dataset('real-world-masks/zulhamf11_field_photos')
-    samples, _ = data_lib.load_samples([folder], 'centerface', progress=False,
-                                       detector_settings={'scale': 1.0})
+    samples, _ = data_lib.load_samples([folder], 'centerface', cache_dir=tmp_path,
+                                       progress=False, detector_settings={'scale': 1.0})
     samples = samples[::3]
     items = [(data_lib.read_image(s.image_path), s.box) for s in samples]
     labels = np.array([s.label for s in samples])
