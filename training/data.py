@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import hashlib
 import json
 import math
+import os
 from pathlib import Path
 import random
 import xml.etree.ElementTree as ElementTree
@@ -235,9 +236,17 @@ class FaceBoxCache:
         return self.entries[digest]
 
     def save(self):
+        """Write the entries, merged with what another run wrote meanwhile (atomic replace)."""
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_text(json.dumps(self.entries))
+            if self.path.is_file():
+                try:
+                    self.entries = {**json.loads(self.path.read_text()), **self.entries}
+                except ValueError:
+                    pass
+            tmp = self.path.with_name(f'{self.path.name}.{os.getpid()}.tmp')
+            tmp.write_text(json.dumps(self.entries))
+            tmp.replace(self.path)
 
 
 def largest_face(boxes, min_size=8):
