@@ -189,17 +189,16 @@ def evaluate_heldout(split_path, data_root, model_paths=(None,), synthetic_faces
 
 
 def _synthetic_specs(rng, counter):
-    """Return three masks worn right and one worn wrong for the next face.
+    """Return one mask worn right and one worn wrong for the next face.
 
     Kinds x colours and both wrong placements are cycled through as the faces go by
-    (``counter``: renderings made so far).
+    (``counter``: renderings made so far, two per face).
     """
     grid = [(kind, colour) for kind in MASK_KINDS for colour in COLOURS]
-    start = counter // 4 * 3
-    specs = [MaskSpec(*grid[(start + i) % len(grid)], 'proper') for i in range(3)]
+    face = counter // 2
     kind, colour = grid[int(rng.integers(len(grid)))]
-    specs.append(MaskSpec(kind, colour, PLACEMENTS[1 + (counter // 4) % 2]))
-    return specs
+    return [MaskSpec(*grid[face % len(grid)], 'proper'),
+            MaskSpec(kind, colour, PLACEMENTS[1 + face % 2])]
 
 
 def _group(records, probabilities, key, select=None):
