@@ -87,7 +87,8 @@ class _Scorers:
     """Logits of several models for the same faces (each face prepared once)."""
 
     def __init__(self, model_paths):
-        self.classifiers = [MaskClassifier(path, num_threads=0) for path in model_paths]
+        # One torch thread: two spin-wait against each other on a busy machine (BENCHMARKS.md).
+        self.classifiers = [MaskClassifier(path, num_threads=1) for path in model_paths]
 
     def logits(self, items):
         """Return one (N, 2) array of raw network outputs per model for (image, box) pairs."""
