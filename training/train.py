@@ -197,13 +197,14 @@ def _sampling_weights(train_samples, regions, drawn, args):
     labels = np.array([r.label for r in regions])
     boost = np.array([2.0 if 'real-world-masks' in s.source else 1.0 for s in train_samples])
     real *= boost
-    # Rare but decisive: masks worn under the nose (VOC mask_weared_incorrect).
-    real[[s.voc_class == 'mask_weared_incorrect' for s in train_samples]] *= (
-        args.incorrect_weight)
     for label in (MASK, 1 - MASK):
         chosen = labels == label
         if chosen.any():
             real[chosen] *= 0.5 / real[chosen].sum()
+    # Rare but decisive: masks worn under the nose (VOC mask_weared_incorrect), on top of
+    # their class's share.
+    real[[s.voc_class == 'mask_weared_incorrect' for s in train_samples]] *= (
+        args.incorrect_weight)
     share = args.synth_share if drawn else 0.0
     weights = real * (1.0 - share)
     if drawn:
