@@ -2,6 +2,7 @@
 import json
 
 import astronaut_data
+from conftest import shared_dataset
 import numpy as np
 import pytest
 
@@ -94,3 +95,12 @@ def test_evaluate_heldout_command_writes_json(tiny_split, tmp_path, capsys):
                              str(tmp_path / 'nowhere'), '--json', str(out), '--no-progress',
                              '--cache-dir', str(tmp_path / 'cache')])
     assert missing == 2
+
+
+def test_committed_heldout_split_is_rebuilt_identically_from_the_data():
+    root = shared_dataset('real-world-masks').parent
+    committed = heldout.load_split(heldout.DEFAULT_SPLIT)
+    assert heldout.build_split(root) == committed
+    assert committed['sets']['real-world-masks/hiluf_webcam']['files'] == 'all'
+    assert committed['sets']['real-world-masks/collins_webcam']['files'] == 'all'
+    assert len(committed['sets']['facemask-detection-dev']['files']) == 120
