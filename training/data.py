@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import hashlib
 import json
 import math
+import os
 from pathlib import Path
 import random
 import xml.etree.ElementTree as ElementTree
@@ -63,6 +64,9 @@ def file_hash(path):
 
 
 def list_images(folder):
+    """Image files of a folder, sorted; none when the folder does not exist."""
+    if not Path(folder).is_dir():
+        return []
     return sorted(p for p in Path(folder).iterdir()
                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
@@ -82,7 +86,9 @@ def detect_layout(folder):
         raise DataError(f'data folder {folder} does not exist')
     if voc_annotation_dir(folder) is not None:
         return 'voc'
-    if all((folder / name).is_dir() for name in FOLDER_CLASSES):
+    # One class folder is enough: single-class sets (real-world-masks' vyivanov_mask_types,
+    # mdmufid_webcam_nomask) are shipped without the empty other folder.
+    if any((folder / name).is_dir() for name in FOLDER_CLASSES):
         return 'imagefolder'
     raise DataError(f'{folder} is neither an ImageFolder (with_mask/, without_mask/) nor a VOC '
                     'folder (annotations/ or Annotations/ with .xml files, plus images)')
@@ -183,7 +189,8 @@ class FaceBoxCache:
         self.detector_name = detector_name
         self.settings = dict(settings or {})
         tag = '_'.join(f'{k}{v}' for k, v in sorted(self.settings.items()))
-        name = f'faces_{detector_name}{"_" + tag if tag else ""}.json'
+        tag += f'_max{self.MAX_SIDE}'
+        name = f'faces_{detector_name}_{tag.lstrip("_")}.json'
         self.path = Path(cache_dir) / name if cache_dir else None
         self._detector = detector
         self.entries = {}
@@ -197,18 +204,49 @@ class FaceBoxCache:
             self._detector = create_face_detector(self.detector_name, **self.settings)
         return self._detector
 
+    # Larger images are shrunk to this longest side before detection (the real-world-masks
+    # crops are twice the face: their faces stay >= 80 px), then padded (black, right and
+    # bottom) to multiples of PAD_MULTIPLE: a CenterFace net is built per input size, and
+    # photos of a hundred sizes rebuilt one per image (seconds each on a loaded machine).
+    MAX_SIDE = 320
+    PAD_MULTIPLE = 160
+
     def boxes(self, digest, image):
         """Return [[x, y, w, h, score], ...] of the faces found in ``image``."""
         if digest not in self.entries:
-            faces = self.detector.detect(image)
-            self.entries[digest] = [[int(f.x), int(f.y), int(f.width), int(f.height),
-                                     float(f.score)] for f in faces]
+            height, width = image.shape[:2]
+            factor = min(1.0, self.MAX_SIDE / max(height, width))
+            if factor < 1.0:
+                image = cv2.resize(image, (max(1, round(width * factor)),
+                                           max(1, round(height * factor))),
+                                   interpolation=cv2.INTER_AREA)
+            step = self.PAD_MULTIPLE
+            small_h, small_w = image.shape[:2]
+            padded = cv2.copyMakeBorder(image, 0, -small_h % step, 0, -small_w % step,
+                                        cv2.BORDER_CONSTANT, value=(0, 0, 0))
+            entries = []
+            for f in self.detector.detect(padded):
+                x0, y0 = f.x / factor, f.y / factor
+                x1 = min((f.x + f.width) / factor, width)
+                y1 = min((f.y + f.height) / factor, height)
+                if x1 - x0 >= 1 and y1 - y0 >= 1:
+                    entries.append([int(round(x0)), int(round(y0)), int(round(x1 - x0)),
+                                    int(round(y1 - y0)), float(f.score)])
+            self.entries[digest] = entries
         return self.entries[digest]
 
     def save(self):
+        """Write the entries, merged with what another run wrote meanwhile (atomic replace)."""
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_text(json.dumps(self.entries))
+            if self.path.is_file():
+                try:
+                    self.entries = {**json.loads(self.path.read_text()), **self.entries}
+                except ValueError:
+                    pass
+            tmp = self.path.with_name(f'{self.path.name}.{os.getpid()}.tmp')
+            tmp.write_text(json.dumps(self.entries))
+            tmp.replace(self.path)
 
 
 def largest_face(boxes, min_size=8):
@@ -398,6 +436,7 @@ class AugmentConfig:
     noise_p: float = 0.15
     small_face_p: float = 0.5       # shrink the region so the face is 10-48 px, like scene faces
     small_face_range: tuple = (10, 48)
+    webcam_p: float = 0.0           # webcam conditions (training/conditions.py), 1 or 2 of them
 
 
 def augment_region(region, rng, config):
@@ -428,7 +467,11 @@ def augment_region(region, rng, config):
     cx += rng.uniform(-config.shift_jitter, config.shift_jitter) * side
     cy += rng.uniform(-config.shift_jitter, config.shift_jitter) * side
     image = _photometric(np.ascontiguousarray(image), rng, config)
-    return image, (cx - w / 2.0, cy - h / 2.0, w, h)
+    box = (cx - w / 2.0, cy - h / 2.0, w, h)
+    if config.webcam_p and rng.random() < config.webcam_p:
+        from training.conditions import random_conditions
+        image = random_conditions(image, box, rng)
+    return image, box
 
 
 def _photometric(image, rng, config):
@@ -470,6 +513,46 @@ def build_regions(samples, max_box_side, progress=True):
             region = cut_region(image, samples[index].box, max_box_side)
             region.label = samples[index].label
             regions[index] = region
+    return regions
+
+
+def save_regions(path, regions, specs=None, sources=None):
+    """Write regions to an .npz of plain arrays (no pickle): one pixel buffer, shapes, boxes."""
+    shapes = np.array([r.image.shape for r in regions], np.int32).reshape(-1, 3)
+    flat = np.concatenate([r.image.reshape(-1) for r in regions]) if regions else np.zeros(
+        0, np.uint8)
+    np.savez(path, shapes=shapes, pixels=flat,
+             boxes=np.array([r.box for r in regions], np.float64).reshape(-1, 4),
+             labels=np.array([r.label for r in regions], np.int64),
+             specs=np.array(specs if specs is not None else [''] * len(regions), dtype=str),
+             sources=np.array(sources if sources is not None else [''] * len(regions),
+                              dtype=str))
+
+
+def load_regions(path):
+    """Read save_regions' file; return (regions, specs, sources)."""
+    with np.load(path, allow_pickle=False) as stored:
+        regions, offset = [], 0
+        pixels = stored['pixels']
+        for shape, box, label in zip(stored['shapes'], stored['boxes'], stored['labels']):
+            size = int(np.prod(shape))
+            regions.append(Region(pixels[offset:offset + size].reshape(shape),
+                                  tuple(float(v) for v in box), int(label)))
+            offset += size
+        return regions, [str(v) for v in stored['specs']], [str(v) for v in stored['sources']]
+
+
+def cached_regions(samples, max_box_side, cache_dir=DEFAULT_CACHE_DIR, progress=True):
+    """build_regions, kept on disk between runs (keyed by the faces and the size)."""
+    key = hashlib.sha1(json.dumps([max_box_side, [
+        [s.group, s.label, [round(float(v), 2) for v in s.box]] for s in samples]]).encode())
+    path = Path(cache_dir) / f'regions_{key.hexdigest()[:16]}.npz' if cache_dir else None
+    if path is not None and path.is_file():
+        return load_regions(path)[0]
+    regions = build_regions(samples, max_box_side, progress)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_regions(path, regions)
     return regions
 
 

