@@ -3,7 +3,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mask_detection.demo_video import bundled_portraits
+from demo.video import bundled_portraits
 from mask_detection.faces import centerface_model_path
 from mask_detection.mask_synthesis import (
     COLOURS, draw_mask, LABEL_MASK, LABEL_NO_MASK, landmarks_from_points, mask_face, MASK_KINDS,
