@@ -21,6 +21,7 @@ Call `update` for every processed frame, also those with no faces: that is where
 from dataclasses import dataclass, field, fields, replace
 import math
 
+import cv2
 import numpy as np
 
 from mask_detection.pipeline import MASK, NO_MASK, UNKNOWN
@@ -39,6 +40,10 @@ VISITOR_LEFT = 2
 _VELOCITY_GAIN = 0.5
 # Cost of an impossible track/detection pair in the assignment problem.
 _NO_MATCH = 1e6
+# Appearance cue: HSV histogram bins (hue, saturation, value) of the inner part of a face box;
+# the inset keeps the background out of it.
+_HISTOGRAM_BINS = (8, 4, 4)
+_HISTOGRAM_INSET = 0.15
 
 
 @dataclass
@@ -194,8 +199,10 @@ class MaskTracker:
         self._tracks = []
         self._last_stamp = None
 
-    def update(self, detections, stamp):
+    def update(self, detections, stamp, appearances=None):
         """Track one frame's detections taken at ``stamp`` (seconds); return a TrackingResult.
+
+        ``appearances``: one `face_histogram` per detection (None: no appearance cue).
 
         A stamp earlier than the previous one (a replay restarting, a sim-time reset) ends
         every track: confirmed ones report ``VISITOR_LEFT`` first, then tracking starts afresh.
@@ -321,6 +328,34 @@ class MaskTracker:
             track.label = MASK
         elif track.mask_probability <= self.config.smoothed_no_mask_threshold:
             track.label = NO_MASK
+
+
+def face_histogram(image, detection):
+    """Return the normalised HSV colour histogram of a detection's face box in a BGR image.
+
+    A cheap appearance cue (128 floats summing to 1; all zeros for an empty box): it tells two
+    people at the same place apart (skin, hair, a mask's colour) without a re-id network.
+    """
+    height, width = image.shape[:2]
+    inset_x = int(detection.width * _HISTOGRAM_INSET)
+    inset_y = int(detection.height * _HISTOGRAM_INSET)
+    x1, y1 = max(int(detection.x) + inset_x, 0), max(int(detection.y) + inset_y, 0)
+    x2 = min(int(detection.x + detection.width) - inset_x, width)
+    y2 = min(int(detection.y + detection.height) - inset_y, height)
+    bins = int(np.prod(_HISTOGRAM_BINS))
+    if x2 <= x1 or y2 <= y1:
+        return np.zeros(bins, np.float32)
+    hsv = cv2.cvtColor(np.ascontiguousarray(image[y1:y2, x1:x2]), cv2.COLOR_BGR2HSV)
+    histogram = cv2.calcHist([hsv], [0, 1, 2], None, list(_HISTOGRAM_BINS),
+                             [0, 180, 0, 256, 0, 256]).reshape(bins)
+    total = float(histogram.sum())
+    return histogram / total if total > 0 else histogram
+
+
+def histogram_distance(a, b):
+    """Hellinger distance of two normalised histograms: 0 = same colours, 1 = disjoint."""
+    overlap = float(np.sum(np.sqrt(np.asarray(a, np.float64) * np.asarray(b, np.float64))))
+    return math.sqrt(max(0.0, 1.0 - overlap))
 
 
 def _box_of(detection):
