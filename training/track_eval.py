@@ -118,6 +118,8 @@ def write_clip_cache(path, pipeline_text, clips):
 def read_clip_cache(path):
     """Return (pipeline_text, clips) from a file written by write_clip_cache."""
     data = json.loads(Path(path).read_text())
+    if any('appearances' not in clip for clip in data['clips']):
+        raise SystemExit(f'{path}: no face histograms (an older cache): delete it to rebuild')
 
     def as_truth(entry):
         identity, label, box, scored = entry
@@ -127,11 +129,8 @@ def read_clip_cache(path):
                   faces=[Face(f['identity'], f['label'], tuple(f['box'])) for f in c['faces']],
                   truth=[[as_truth(entry) for entry in frame] for frame in c['truth']],
                   detections=[[Detection(**d) for d in frame] for frame in c['detections']],
-                  appearances=[[np.asarray(h, np.float32) for h in frame]
-                               for frame in c.get('appearances', [])])
+                  appearances=c['appearances'])
              for c in data['clips']]
-    if any(len(clip.appearances) != len(clip.detections) for clip in clips):
-        raise SystemExit(f'{path}: no face histograms (an older cache): delete it to rebuild')
     return data['pipeline'], clips
 
 
@@ -293,7 +292,8 @@ def evaluate(clips, fps, config, stride=1):
         for index in range(0, len(clip.truth), stride):
             truth, detections = clip.truth[index], clip.detections[index]
             if tracker is not None:
-                result = tracker.update(detections, index / fps, clip.appearances[index])
+                appearances = clip.appearances[index] if clip.appearances else None
+                result = tracker.update(detections, index / fps, appearances)
                 detections = result.detections
                 for event in result.events:
                     if event.event == VISITOR_APPEARED:
