@@ -109,9 +109,9 @@ class TrackerConfig:
             P(mask) falls to this value.
     """
 
-    iou_threshold: float = field(default=0.3, metadata=_limits(0.0, 1.0, low_open=True))
-    position_tolerance: float = field(default=0.5, metadata=_limits(0.0, 100.0))
-    max_speed: float = field(default=15.0, metadata=_limits(0.0, 1000.0))
+    iou_threshold: float = field(default=0.2, metadata=_limits(0.0, 1.0, low_open=True))
+    position_tolerance: float = field(default=1.0, metadata=_limits(0.0, 100.0))
+    max_speed: float = field(default=20.0, metadata=_limits(0.0, 1000.0))
     size_tolerance: float = field(default=1.5, metadata=_limits(1.0, 100.0))
     max_size_change: float = field(default=2.0, metadata=_limits(1.0, 100.0))
     max_appearance_distance: float = field(default=0.5, metadata=_limits(0.0, 1.0))
@@ -120,7 +120,7 @@ class TrackerConfig:
     tentative_timeout: float = field(default=0.4, metadata=_limits(0.0, 3600.0))
     leave_timeout: float = field(default=2.0, metadata=_limits(0.0, 3600.0, low_open=True))
     max_prediction_time: float = field(default=0.5, metadata=_limits(0.0, 3600.0))
-    label_time_constant: float = field(default=0.2,
+    label_time_constant: float = field(default=0.15,
                                        metadata=_limits(0.0, 3600.0, low_open=True))
     smoothed_mask_threshold: float = field(default=0.6, metadata=_limits(0.0, 1.0))
     smoothed_no_mask_threshold: float = field(default=0.4, metadata=_limits(0.0, 1.0))

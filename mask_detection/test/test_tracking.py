@@ -136,22 +136,25 @@ def test_single_misclassified_frame_neither_flips_nor_emits():
     assert results[10].detections[0].mask_probability == 0.02
 
 
-def test_no_single_frame_flips_at_the_edge_of_the_hysteresis():
-    # Even from just past the NO_MASK threshold one frame at P(mask) = 1 cannot reach MASK.
+def test_no_single_frame_flips_at_the_edge_of_the_hysteresis_at_30_hz():
+    # Even from just past the NO_MASK threshold one frame at P(mask) = 1 cannot reach MASK
+    # when frames come at 30 Hz (weight 0.2 < 1/3).  At 15 Hz and below a frame weighs more:
+    # the price of following a real change within 0.3 s (at 5 Hz: in one frame).
+    rate = 30.0
     tracker = MaskTracker()
-    run(tracker, [[face(100, 100, probability=0.0)]] * 5)
+    play(tracker, 0.0, 5, rate, 0.0)
     # Creep up to just below 0.4 without crossing 0.6.
     probability = 0.0
     frames = 0
-    weight = 1.0 - math.exp(-1.0 / FPS / TrackerConfig().label_time_constant)
+    weight = 1.0 - math.exp(-1.0 / rate / TrackerConfig().label_time_constant)
     while True:
         nxt = probability + weight * (0.55 - probability)
         if nxt > 0.4:
             break
         probability = nxt
         frames += 1
-    run(tracker, [[face(100, 100, probability=0.55)]] * frames, start=5)
-    result = tracker.update([face(100, 100, probability=1.0)], (5 + frames) / FPS)
+    play(tracker, 0.55, frames, rate, 5 / rate)
+    result = tracker.update([face(100, 100, probability=1.0)], (5 + frames) / rate)
     assert result.detections[0].label == NO_MASK
     assert result.events == []
 
