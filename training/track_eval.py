@@ -453,7 +453,7 @@ def configurations(sweep):
                      ('max_speed', (5.0, 10.0, 20.0)), ('position_tolerance', (0.25, 1.0)),
                      ('size_tolerance', (1.2, 1.5, 2.0)), ('max_size_change', (1.5, 4.0)),
                      ('iou_threshold', (0.1, 0.5)), ('leave_timeout', (1.0, 4.0)),
-                     ('max_prediction_time', (0.0, 1.0)), ('tentative_timeout', (0.2, 0.6)),
+                     ('max_prediction_time', (0.0, 1.0)), ('max_missed_frames', (2, 8)),
                      ('smoothed_mask_threshold', (0.65,))]
     for name, values in variants:
         if name not in names:  # an older TrackerConfig (running this on an earlier commit)

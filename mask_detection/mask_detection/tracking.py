@@ -16,7 +16,9 @@ the tracker behaves the same at 30 Hz, at 5 Hz (``max_rate_hz``) and across a ga
   new track, and a confirmed visitor whose place it takes has left (``VISITOR_LEFT`` at once);
 - confirmation: a track announces itself (``VISITOR_APPEARED``) after ``min_hits`` detections,
   so one-frame false positives make no events; an unconfirmed track dies after
-  ``tentative_timeout`` seconds without a detection;
+  ``max_missed_frames`` processed frames in a row without a detection.  These two count
+  frames on purpose: they weigh the detector's evidence, which comes per processed frame (in
+  seconds, a 2 Hz robot could never confirm anyone);
 - smoothing: an exponential moving average of P(mask) with the time constant
   ``label_time_constant``: a detection ``dt`` seconds after the last one weighs
   ``1 - exp(-dt / label_time_constant)``, so evidence fades with time, not with frames, and
@@ -93,8 +95,9 @@ class TrackerConfig:
             on changes colours but stays the same visitor.
         min_hits: detections (frames: evidence against one-frame false positives, whatever
             the rate) a track needs before it is confirmed (VISITOR_APPEARED).
-        tentative_timeout: seconds an unconfirmed track may go without a detection before
-            it ends silently (confirmed tracks end by leave_timeout instead).
+        max_missed_frames: an unconfirmed track ends after this many processed frames in a
+            row without a detection (frames: evidence, see min_hits; confirmed tracks end by
+            leave_timeout instead).
         leave_timeout: seconds (of stamp time) a confirmed track may stay unseen before
             VISITOR_LEFT is reported and the track ends.
         max_prediction_time: the constant-velocity prediction extrapolates at most this many
@@ -117,7 +120,7 @@ class TrackerConfig:
     max_appearance_distance: float = field(default=0.5, metadata=_limits(0.0, 1.0))
     appearance_gap: float = field(default=0.3, metadata=_limits(0.0, 3600.0))
     min_hits: int = field(default=3, metadata=_limits(1, 1000))
-    tentative_timeout: float = field(default=0.4, metadata=_limits(0.0, 3600.0))
+    max_missed_frames: int = field(default=5, metadata=_limits(0, 1000))
     leave_timeout: float = field(default=2.0, metadata=_limits(0.0, 3600.0, low_open=True))
     max_prediction_time: float = field(default=0.5, metadata=_limits(0.0, 3600.0))
     label_time_constant: float = field(default=0.15,
@@ -184,6 +187,7 @@ class _Track:
     last_seen: float
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # centre, pixels/s
     hits: int = 1
+    missed_frames: int = 0
     confirmed: bool = False
     mask_probability: float = None  # smoothed P(mask); None until a decisive raw label
     label_stamp: float = None  # stamp of the last decisive raw label
@@ -297,17 +301,25 @@ class MaskTracker:
             output.append(replace(detection, track_id=track.track_id, label=track.label,
                                   confidence=track.confidence()))
 
-        self._tracks = [track for track in self._tracks if track not in replaced]
+        alive = []
+        for track in self._tracks:
+            if track in replaced:
+                continue
+            if track not in matched_tracks and not track.confirmed:
+                track.missed_frames += 1
+                if track.missed_frames > self.config.max_missed_frames:
+                    continue
+            alive.append(track)
+        self._tracks = alive
         return TrackingResult(output, events)
 
     def _expire(self, stamp, events):
-        """End the tracks unseen for longer than their timeout (before they can match)."""
+        """End the confirmed tracks unseen for longer than leave_timeout (before matching)."""
         alive = []
         for track in self._tracks:
-            unseen = stamp - track.last_seen
-            if track.confirmed and unseen > self.config.leave_timeout:
+            if track.confirmed and stamp - track.last_seen > self.config.leave_timeout:
                 events.append(track.event(VISITOR_LEFT))
-            elif track.confirmed or unseen <= self.config.tentative_timeout:
+            else:
                 alive.append(track)
         self._tracks = alive
 
@@ -377,6 +389,7 @@ class MaskTracker:
             track.velocity = track.velocity + gain * (measured - track.velocity)
         track.last_seen = stamp
         track.hits += 1
+        track.missed_frames = 0
 
     def _smooth_label(self, track, detection, stamp):
         track.raw_confidence = float(detection.confidence)

@@ -283,7 +283,7 @@ def test_detections_are_new_objects_with_the_input_order():
     ({'appearance_gap': -0.1}, 'appearance_gap'),
     ({'min_hits': 0}, 'min_hits'),
     ({'min_hits': 2.5}, 'min_hits must be an integer'),
-    ({'tentative_timeout': -1.0}, 'tentative_timeout'),
+    ({'max_missed_frames': -1}, 'max_missed_frames'),
     ({'leave_timeout': 0.0}, 'leave_timeout'),
     ({'leave_timeout': float('nan')}, 'finite'),
     ({'max_prediction_time': -0.1}, 'max_prediction_time'),
@@ -430,3 +430,10 @@ def test_a_face_that_changes_size_too_fast_is_a_new_track():
 def test_appearances_must_match_the_detections():
     with pytest.raises(ValueError, match='2 appearances for 1 detections'):
         MaskTracker().update([face(100, 100)], 0.0, [np.zeros(128), np.zeros(128)])
+
+
+def test_a_slow_robot_still_confirms_visitors():
+    # 2 Hz processing (a loaded robot): three detections 0.5 s apart confirm the visitor.
+    results = play(MaskTracker(), 0.9, 4, 2.0, 0.0)
+    assert {result.detections[0].track_id for result in results} == {1}
+    assert [event.event for event in events_of(results)] == [VISITOR_APPEARED]
