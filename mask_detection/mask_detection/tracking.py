@@ -107,7 +107,7 @@ class TrackerConfig:
             P(mask): smaller follows a real change sooner, larger resists odd frames more.
         smoothed_mask_threshold: the smoothed label becomes MASK when the average P(mask)
             reaches this value (hysteresis: between the two thresholds the label keeps its
-            previous value, UNKNOWN before the first decision).
+            previous value; a fresh state takes the pipeline's label of its frame).
         smoothed_no_mask_threshold: the smoothed label becomes NO_MASK when the average
             P(mask) falls to this value.
     """
@@ -123,10 +123,10 @@ class TrackerConfig:
     max_missed_frames: int = field(default=5, metadata=_limits(0, 1000))
     leave_timeout: float = field(default=2.0, metadata=_limits(0.0, 3600.0, low_open=True))
     max_prediction_time: float = field(default=0.5, metadata=_limits(0.0, 3600.0))
-    label_time_constant: float = field(default=0.15,
+    label_time_constant: float = field(default=0.12,
                                        metadata=_limits(0.0, 3600.0, low_open=True))
-    smoothed_mask_threshold: float = field(default=0.6, metadata=_limits(0.0, 1.0))
-    smoothed_no_mask_threshold: float = field(default=0.4, metadata=_limits(0.0, 1.0))
+    smoothed_mask_threshold: float = field(default=0.7, metadata=_limits(0.0, 1.0))
+    smoothed_no_mask_threshold: float = field(default=0.3, metadata=_limits(0.0, 1.0))
 
     def __post_init__(self):
         for spec in fields(self):
@@ -398,18 +398,16 @@ class MaskTracker:
         probability = float(detection.mask_probability)
         if not math.isfinite(probability):
             return
-        if track.mask_probability is None:
+        remaining = 0.0 if track.mask_probability is None else math.exp(
+            -max(stamp - track.label_stamp, 0.0) / self.config.label_time_constant)
+        if remaining < _FORGOTTEN:
+            # A fresh state (a new track, or old evidence too old to count): this frame
+            # decides alone, with the pipeline's own label, not held by the hysteresis.
             track.mask_probability = probability
+            track.label = detection.label
         else:
-            remaining = math.exp(-max(stamp - track.label_stamp, 0.0)
-                                 / self.config.label_time_constant)
-            if remaining < _FORGOTTEN:
-                track.mask_probability = probability
-                if detection.label in (MASK, NO_MASK):
-                    track.label = detection.label   # a fresh decision, no hysteresis
-            else:
-                track.mask_probability += (1.0 - remaining) * (
-                    probability - track.mask_probability)
+            track.mask_probability += (1.0 - remaining) * (
+                probability - track.mask_probability)
         track.label_stamp = stamp
         if track.mask_probability >= self.config.smoothed_mask_threshold:
             track.label = MASK
