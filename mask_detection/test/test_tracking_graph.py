@@ -15,8 +15,9 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from mask_detection import classifier
+from mask_detection import classifier, detector_node
 from mask_detection.image_codec import array_to_image_msg
+from mask_detection.tracking import TrackerConfig
 from mask_detection_msgs.msg import MaskDetection, MaskDetectionArray, VisitorEvent
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -45,6 +46,23 @@ def image_at(frame, seconds):
 
 def seconds_of(header):
     return header.stamp.sec + header.stamp.nanosec * 1e-9
+
+
+def test_tracking_parameters_are_described_with_their_ranges():
+    specs = {spec.name: spec for spec in detector_node.parameter_specs()
+             if spec.name.startswith('tracking.') and spec.name != 'tracking.enabled'}
+    assert set(specs) == {f'tracking.{name}' for name in TrackerConfig.__dataclass_fields__}
+    for name, spec in specs.items():
+        descriptor = spec.descriptor()
+        ranges = descriptor.integer_range or descriptor.floating_point_range
+        assert len(ranges) == 1, name
+        assert ranges[0].from_value <= spec.default <= ranges[0].to_value, name
+        assert len(spec.description) > 30, name
+    # Durations say that they are seconds.
+    for name in ('leave_timeout', 'max_prediction_time', 'label_time_constant',
+                 'appearance_gap'):
+        assert 'second' in specs[f'tracking.{name}'].description, name
+    assert 'per second' in specs['tracking.max_speed'].description
 
 
 @pytest.mark.graph
