@@ -158,9 +158,11 @@ def parameter_specs():
                                    'stable track_id, smoothed labels, visitor_events.'))
         descriptions = _tracker_field_descriptions()
         for spec in dataclasses.fields(tracking.TrackerConfig):
+            low, high = spec.metadata.get('range', (None, None))
             specs.append(ParameterSpec(
                 f'tracking.{spec.name}', spec.default,
-                descriptions.get(spec.name, f'TrackerConfig.{spec.name} (see tracking.py).')))
+                descriptions.get(spec.name, f'TrackerConfig.{spec.name} (see tracking.py).'),
+                low, high))
     return specs
 
 
@@ -463,8 +465,10 @@ class DetectorCore:
             stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
             if not stamp:       # an unstamped image: track on the arrival time instead
                 stamp = self.node.get_clock().now().nanoseconds * 1e-9
+            appearances = ([tracking.face_histogram(bgr, d) for d in detections]
+                           if tracker.uses_appearance else None)
             with self.tracker_lock:
-                tracked = tracker.update(detections, stamp)
+                tracked = tracker.update(detections, stamp, appearances)
                 self.last_tracked = (msg.header, stamp, time.monotonic())
             detections, events = tracked.detections, tracked.events
 

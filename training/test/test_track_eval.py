@@ -86,7 +86,7 @@ def test_raw_labels_flip_and_the_tracker_smooths_them():
     assert tracked['id_switches'] == 0
     assert tracked['appeared_true'] == 1 and tracked['appeared_false'] == 0
     # No smoothing: the tracker passes the raw labels through and announces each flip.
-    unsmoothed = track_eval.evaluate([clip], 15.0, TrackerConfig(smoothing=1.0))
+    unsmoothed = track_eval.evaluate([clip], 15.0, TrackerConfig(label_time_constant=1e-3))
     assert unsmoothed['flips'] == 12 and unsmoothed['changes'] == 12
 
 
@@ -106,7 +106,8 @@ def test_identity_switches_and_false_appearances_are_counted():
     assert still['appeared_false'] == 1
     assert still['id_switches'] == 0
     no_motion = track_eval.evaluate(
-        [jump], 15.0, TrackerConfig(max_center_distance=0.0, max_prediction_time=0.0))
+        [jump], 15.0, TrackerConfig(position_tolerance=0.0, max_speed=0.0,
+                                    max_prediction_time=0.0))
     assert no_motion['id_switches'] == 19
 
 
@@ -115,8 +116,58 @@ def test_clip_cache_round_trips_as_plain_json(tmp_path):
     clips = [Clip(name='photo.png', kind='pan',
                   faces=[Face(1, MASK, (10, 20, 60, 80)), Face(2, None, (100, 20, 140, 70))],
                   truth=[[(1, MASK, (1.0, 2.0, 3.0, 4.0), True)], []],
-                  detections=[[Detection(1, 2, 3, 4, MASK, 0.9, 0.9, 0.8, 0)], []])]
+                  detections=[[Detection(1, 2, 3, 4, MASK, 0.9, 0.9, 0.8, 0)], []],
+                  appearances=[[[0.25, 0.75]], []])]
     path = tmp_path / 'cache.json'
     track_eval.write_clip_cache(path, 'PipelineConfig(...)', clips)
     json.loads(path.read_text())  # plain JSON, nothing executable
     assert track_eval.read_clip_cache(path) == ('PipelineConfig(...)', clips)
+    # A cache of an older track_eval (no face histograms) is refused, not misread.
+    data = json.loads(path.read_text())
+    del data['clips'][0]['appearances']
+    path.write_text(json.dumps(data))
+    with pytest.raises(SystemExit, match='no face histograms'):
+        track_eval.read_clip_cache(path)
+
+
+def test_a_lower_processing_rate_takes_every_nth_frame_and_keeps_the_face_time():
+    clip = synthetic_clip()
+    every = track_eval.evaluate([clip], 15.0, None)
+    third = track_eval.evaluate([clip], 15.0, None, stride=3)
+    # Frames 0, 3, ..., 57: 20 frames, frame 30 (no detection) among them.
+    assert third['face_frames'] == 19
+    assert third['face_minutes'] == pytest.approx(every['face_minutes'], rel=0.05)
+    # Frames 5, 15, 25, ... are the misclassified ones: none is a multiple of 3 and 5... but
+    # 15 and 45 are: two wrong frames, each a flip there and back.
+    assert third['flips'] == 4
+
+
+def spliced_sequences(length=30):
+    masked = [(detection((0, 0, 64, 64), 0.9), None)] * length
+    unmasked = [(detection((0, 0, 64, 64), 0.1), None)] * length
+    return {MASK: [masked, masked], NO_MASK: [unmasked, unmasked]}
+
+
+@pytest.mark.parametrize('rate', [30.0, 15.0, 5.0])
+def test_reaction_is_measured_in_seconds_at_the_processing_rate(rate):
+    sequences = spliced_sequences()
+    raw = track_eval.reaction(sequences, rate, None, 30)
+    # Raw labels follow at the first frame after the change: one frame period.
+    assert raw['reaction_s'] == pytest.approx(1.0 / rate)
+    assert raw['within_target'] == 1.0 and raw['changes_tested'] == 8
+    tracked = track_eval.reaction(sequences, rate, TrackerConfig(), 30)
+    assert tracked['followed'] == 1.0
+    assert 1.0 / rate <= tracked['reaction_s'] <= track_eval.REACTION_TARGET_S
+    slow = track_eval.reaction(sequences, rate, TrackerConfig(label_time_constant=2.0), 30)
+    assert slow['within_target'] == 0.0
+
+
+def test_gap_cases_count_own_labels_and_track_ids():
+    result = track_eval.gaps(spliced_sequences(), 15.0, TrackerConfig(), 30, gap=1.0)
+    # No histograms here: nothing tells the visitors apart (same track), but the label
+    # of the new one is its own from its first frame; one visitor seen again keeps its id.
+    assert result['own_label'] == 1.0
+    assert result['new_id'] == 0.0 and result['same_id'] == 1.0
+    sticky = track_eval.gaps(spliced_sequences(), 15.0,
+                             TrackerConfig(label_time_constant=2.0), 30, gap=1.0)
+    assert sticky['own_label'] == 0.0
