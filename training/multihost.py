@@ -62,6 +62,23 @@ def listen_main(args):
     if args.images:
         from sensor_msgs.msg import Image
         node.create_subscription(Image, args.images, on_image, reliable)
+    if args.probe:
+        # In place of detector_node: the same subscription (best effort, depth 2) and frame
+        # decoding, no vision; a received, decoded frame is recorded as an empty answer.
+        from rclpy.qos import qos_profile_sensor_data
+        from sensor_msgs.msg import CompressedImage, Image
+        from mask_detection.image_codec import msg_to_bgr
+
+        def on_frame(msg):
+            height, width = msg_to_bgr(msg).shape[:2]
+            record['detections'].append([msg.header.stamp.sec, msg.header.stamp.nanosec,
+                                         msg.header.frame_id, time.time_ns(), width, height,
+                                         []])
+        compressed = args.probe == 'compressed'
+        node.create_subscription(
+            CompressedImage if compressed else Image,
+            'image_raw/compressed' if compressed else 'image_raw', on_frame,
+            QoSProfile(depth=2, reliability=qos_profile_sensor_data.reliability))
     if args.detections:
         from diagnostic_msgs.msg import DiagnosticArray
         from mask_detection_msgs.msg import MaskDetectionArray
@@ -82,7 +99,8 @@ def listen_main(args):
 class Listener:
     """The listener as a child process (inside a host when ``wrap`` is given)."""
 
-    def __init__(self, log_dir, env, wrap, images=None, detections=None, name='listener'):
+    def __init__(self, log_dir, env, wrap, images=None, detections=None, probe=None,
+                 name='listener'):
         self.out = Path(log_dir) / f'{name}-{time.monotonic_ns()}.json'
         self.log_path = Path(log_dir) / f'{name}-{time.monotonic_ns()}.log'
         command = [sys.executable, '-m', 'training.multihost', 'listen', '--out', str(self.out)]
@@ -90,6 +108,8 @@ class Listener:
             command += ['--images', images]
         if detections:
             command += ['--detections', detections]
+        if probe:
+            command += ['--probe', probe]
         self.command = wrap(command)
         self.env = dict(env, PYTHONPATH=f'{REPO_ROOT}{os.pathsep}{env.get("PYTHONPATH", "")}')
         self.process = None
@@ -150,12 +170,13 @@ def _stamp_ns(sec, nanosec):
 
 def run_graph(hosts, video, log_dir, *, transport='raw', camera_host='a', domain_id,
               camera_params=None, detector_params=None, env_a=None, env_b=None,
-              timeout=120.0, cpu=False):
+              timeout=120.0, cpu=False, probe=False):
     """Play ``video`` through camera_node (host ``camera_host``) -> detector_node (host b).
 
     Returns a dict: camera image stamps seen on the camera's host, detections (stamp, frame id,
     receive time, size, boxes) and the detector's last diagnostics on host b, bytes sent by
-    host a, run seconds, the node logs and exit codes, CPU seconds when ``cpu``.
+    host a, run seconds, the node logs and exit codes, CPU seconds when ``cpu``.  ``probe``:
+    no detector_node; a listener on host b subscribes and decodes like it (transport only).
     """
     from training.graph_benchmark import cpu_seconds
     from training.ros_graph import NodeProcess
@@ -176,7 +197,8 @@ def run_graph(hosts, video, log_dir, *, transport='raw', camera_host='a', domain
     image_listener = Listener(log_dir, camera_env, lambda c: hosts.wrap(camera_host, c),
                               images='image_raw', name='image-listener')
     result_listener = Listener(log_dir, env['b'], lambda c: hosts.wrap('b', c),
-                               detections='detections', name='detection-listener')
+                               detections=None if probe else 'detections',
+                               probe=transport if probe else None, name='detection-listener')
     started = []
     try:
         for process in (image_listener, result_listener):
@@ -184,16 +206,18 @@ def run_graph(hosts, video, log_dir, *, transport='raw', camera_host='a', domain
             started.append(process)
         for process in (image_listener, result_listener):
             process.wait_ready()
-        detector.start()
-        started.append(detector)
+        if not probe:
+            detector.start()
+            started.append(detector)
         # The camera waits for both subscriptions (image listener, detector) before playing.
         tx_start = hosts.tx_bytes('a')
         camera.start()
         started.append(camera)
         cpu_start = {}
         if cpu:
-            cpu_start = {'camera': cpu_seconds(camera.process.pid),
-                         'detector': cpu_seconds(detector.process.pid)}
+            cpu_start = {'camera': cpu_seconds(camera.process.pid)}
+            if not probe:
+                cpu_start['detector'] = cpu_seconds(detector.process.pid)
         playing = camera.wait_for_log(r'opened ', timeout)
         t_play = time.monotonic()
         cpu_end = {}
@@ -207,7 +231,7 @@ def run_graph(hosts, video, log_dir, *, transport='raw', camera_host='a', domain
         t_end = time.monotonic()
         tx_end = hosts.tx_bytes('a')
         time.sleep(2.5)         # the last detections, and a diagnostics message after them
-        if cpu:
+        if cpu and not probe:
             cpu_end['detector'] = cpu_seconds(detector.process.pid)
         images = image_listener.stop()
         results = result_listener.stop()
@@ -223,7 +247,7 @@ def run_graph(hosts, video, log_dir, *, transport='raw', camera_host='a', domain
         'cpu_seconds': {name: cpu_end[name] - cpu_start[name] for name in cpu_start
                         if name in cpu_end},
         'camera_log': camera.log(), 'detector_log': detector.log(),
-        'detector_running': detector.process.returncode in (None, 0, -signal.SIGTERM),
+        'detector_running': probe or detector.process.returncode in (None, 0, -signal.SIGTERM),
     }
 
 
@@ -324,7 +348,7 @@ def benchmark_main(args):
     print(f'logs in {log_dir}; load average {load_average()}', flush=True)
 
     frames, source = load_frames(args.images, (640, 480), 40)
-    costs = codec_costs(frames, args.codec_qualities)
+    costs = codec_costs(frames, args.codec_qualities) if args.codec_qualities else []
     print(f'\nencode / decode cost per 640x480 frame ({source}; median and p95 ms, one core):')
     print(f'{"codec":<32} {"bytes":>9} {"encode p50/p95":>15} {"decode p50/p95":>15}')
     for row in costs:
@@ -350,7 +374,7 @@ def benchmark_main(args):
                             domain_id=fresh_domain_id(), detector_params=detector_params,
                             camera_params={'fps': float(args.rate),
                                            'jpeg_quality': args.jpeg_quality},
-                            timeout=args.seconds * 3 + 60, cpu=True)
+                            timeout=args.seconds * 3 + 60, cpu=True, probe=args.probe)
         summary = summarise(run)
         summary.update({'where': where, 'transport': transport, 'limit': limit or 'none',
                         'load_average': [load_before, load_average()]})
@@ -400,6 +424,7 @@ def main(argv=None):
     listen.add_argument('--out', required=True)
     listen.add_argument('--images')
     listen.add_argument('--detections')
+    listen.add_argument('--probe', choices=('raw', 'compressed'))
     listen.set_defaults(func=listen_main)
     parser.add_argument('--rate', type=float, default=30.0, help='camera rate, Hz')
     parser.add_argument('--seconds', type=float, default=20.0, help='video length, s')
@@ -408,7 +433,11 @@ def main(argv=None):
                         choices=('raw', 'compressed'))
     parser.add_argument('--jpeg-quality', type=int, default=80)
     parser.add_argument('--rounds', type=int, default=1, help='repeat local + transports')
-    parser.add_argument('--codec-qualities', type=int, nargs='+', default=[60, 80, 95])
+    parser.add_argument('--probe', action='store_true',
+                        help='transport only: a listener that decodes frames like detector_node '
+                             'in its place (latency = capture to decoded on host b)')
+    parser.add_argument('--codec-qualities', type=int, nargs='*', default=[60, 80, 95],
+                        help='JPEG qualities of the encode/decode table (none: skip it)')
     parser.add_argument('--images', help='folder of images (default: the detection dev set)')
     parser.add_argument('--log-dir')
     parser.add_argument('--json')
