@@ -1,7 +1,7 @@
 """Camera on one host, detector on another: two network namespaces on this machine (root).
 
     scripts/in_env.sh python -m training.multihost [--rate 30] [--seconds 20] [--limit 20mbit]
-        [--rounds 1] [--transports compressed raw] [--jpeg-quality 80] [--json OUT]
+        [--rounds 1] [--transports compressed raw] [--jpeg-quality 60] [--json OUT]
 
 Host a runs camera_node (playing a video of real frames at --rate) and a listener that records
 the stamp of every published raw image (over shared memory: no traffic on the link); host b runs
@@ -431,7 +431,7 @@ def main(argv=None):
     parser.add_argument('--limit', default='20mbit', help="tc rate of the link ('' = none)")
     parser.add_argument('--transports', nargs='+', default=['compressed', 'raw'],
                         choices=('raw', 'compressed'))
-    parser.add_argument('--jpeg-quality', type=int, default=80)
+    parser.add_argument('--jpeg-quality', type=int, default=60)
     parser.add_argument('--rounds', type=int, default=1, help='repeat local + transports')
     parser.add_argument('--probe', action='store_true',
                         help='transport only: a listener that decodes frames like detector_node '

@@ -97,7 +97,7 @@ class CameraNode(Node):
             'and image_raw/compressed together, so that no frame is lost to DDS discovery; '
             '0 = start at once.',
             int_range=(0, 1000), read_only=True))
-        self.declare_parameter('jpeg_quality', 80, _descriptor(
+        self.declare_parameter('jpeg_quality', 60, _descriptor(
             'JPEG quality (1-100) of image_raw/compressed, which is encoded only while someone '
             'subscribes to it; lower = fewer bytes on the network, more artefacts.',
             int_range=(1, 100)))

@@ -138,7 +138,7 @@ def parameter_specs():
                       'image/compressed (sensor_msgs/CompressedImage, JPEG or PNG), as '
                       'image_transport names it: for a camera on another host.',
                       read_only=True, constraints="'raw' or 'compressed'"),
-        ParameterSpec('jpeg_quality', 80, 'JPEG quality (1-100) of annotated_image/compressed '
+        ParameterSpec('jpeg_quality', 60, 'JPEG quality (1-100) of annotated_image/compressed '
                       '(encoded only while someone subscribes).', 1, 100),
         ParameterSpec('max_rate_hz', 0.0, 'Process at most this many frames per second; '
                       '0 = as fast as frames arrive (only the newest frame is processed).',
