@@ -20,10 +20,11 @@ import json
 import os
 from pathlib import Path
 import signal
-import subprocess
 import sys
 import tempfile
 import time
+
+from training.ros_graph import NodeProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NETWORK_PROFILE = (REPO_ROOT / 'install' / 'mask_detection' / 'share' / 'mask_detection' /
@@ -96,11 +97,12 @@ def listen_main(args):
     return 0
 
 
-class Listener:
-    """The listener as a child process (inside a host when ``wrap`` is given)."""
+class Listener(NodeProcess):
+    """The listener as a child process; ``wrap`` places it inside a host."""
 
     def __init__(self, log_dir, env, wrap, images=None, detections=None, probe=None,
                  name='listener'):
+        self.name = self.executable = name
         self.out = Path(log_dir) / f'{name}-{time.monotonic_ns()}.json'
         self.log_path = Path(log_dir) / f'{name}-{time.monotonic_ns()}.log'
         command = [sys.executable, '-m', 'training.multihost', 'listen', '--out', str(self.out)]
@@ -114,39 +116,17 @@ class Listener:
         self.env = dict(env, PYTHONPATH=f'{REPO_ROOT}{os.pathsep}{env.get("PYTHONPATH", "")}')
         self.process = None
 
-    def start(self):
-        with open(self.log_path, 'wb') as log:
-            self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
-                                            env=self.env, cwd=REPO_ROOT)
-        return self
-
     def wait_ready(self, timeout=30.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.process.poll() is None:
-            if 'listener: ready' in self.log():
-                return True
-            time.sleep(0.05)
-        raise RuntimeError(f'listener did not start:\n{self.log()}')
+        if not self.wait_for_log('listener: ready', timeout):
+            raise RuntimeError(f'listener did not start:\n{self.log()}')
 
     def stop(self, timeout=30.0):
         """Stop it and return what it recorded (a loaded machine can take a while)."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        super().stop(timeout)
         if not self.out.is_file():
             raise RuntimeError(f'listener wrote nothing ({self.process.returncode}):\n'
                                f'{self.log()}')
         return json.loads(self.out.read_text())
-
-    def log(self):
-        try:
-            return self.log_path.read_text(errors='replace')
-        except FileNotFoundError:
-            return ''
 
 
 # ---------------------------------------------------------------------------------------------
@@ -179,7 +159,6 @@ def run_graph(hosts, video, log_dir, *, transport='raw', camera_host='a', domain
     no detector_node; a listener on host b subscribes and decodes like it (transport only).
     """
     from training.graph_benchmark import cpu_seconds
-    from training.ros_graph import NodeProcess
 
     if not NETWORK_PROFILE.is_file():
         raise FileNotFoundError(f'{NETWORK_PROFILE} is not installed: run `make setup`')

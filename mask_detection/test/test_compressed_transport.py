@@ -6,15 +6,13 @@ corrupt payload as a bad frame and offers annotated_image/compressed.
 """
 from conftest import ros_domain_id
 import cv2
-from graph_utils import GraphClient, NodeProcess, write_video
+from graph_utils import GraphClient, NodeProcess, shipped_or_random_model, write_video
 import numpy as np
 import pytest
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 import skimage.data
-import torch
 
-from mask_detection import classifier
 from mask_detection.image_codec import array_to_compressed_msg, msg_to_bgr
 from mask_detection_msgs.msg import MaskDetectionArray
 
@@ -24,14 +22,7 @@ RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 @pytest.fixture(scope='module')
 def model_path(tmp_path_factory):
-    """Return the shipped model, or random weights (tests check boxes and headers, not labels)."""
-    shipped = classifier.default_model_path()
-    if shipped.is_file():
-        return shipped
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp('model') / 'random_weights.pt'
-    classifier.save_model_file(path, classifier.MaskNet(), {'note': 'random weights (test)'})
-    return path
+    return shipped_or_random_model(tmp_path_factory.mktemp('model'))
 
 
 def _stamp(header):
