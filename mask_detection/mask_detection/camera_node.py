@@ -1,9 +1,11 @@
 """camera_node: publish frames of a camera, video file or stream as sensor_msgs/Image.
 
 Opens ``source`` with OpenCV ``VideoCapture`` and publishes ``image_raw`` (bgr8, stamped at
-capture, reliable QoS as REP-2003 allows for sensor drivers).  A camera that is missing or
-unplugged is retried with exponential backoff; a file that ends is rewound (``loop``) or ends
-the node with exit code 0.
+capture, reliable QoS as REP-2003 allows for sensor drivers) and, only while someone subscribes
+to it, ``image_raw/compressed`` (sensor_msgs/CompressedImage, JPEG, the same header) as
+image_transport's "compressed" transport does: what a detector on another host subscribes to.
+A camera that is missing or unplugged is retried with exponential backoff; a file that ends is
+rewound (``loop``) or ends the node with exit code 0.
 """
 import array
 from dataclasses import dataclass
@@ -18,8 +20,9 @@ import rclpy
 from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 
+from mask_detection.image_codec import array_to_compressed_msg
 from mask_detection.node_runner import run_node
 
 # Backoff between reconnection attempts grows up to this many reconnect_interval's.
@@ -90,9 +93,14 @@ class CameraNode(Node):
         self.declare_parameter('loop', False, _descriptor(
             'Files only: rewind at the end instead of shutting the node down (exit code 0).'))
         self.declare_parameter('wait_for_subscribers', 0, _descriptor(
-            'Files only: start playing once this many subscriptions have matched image_raw, '
-            'so that no frame is lost to DDS discovery; 0 = start at once.',
+            'Files only: start playing once this many subscriptions have matched image_raw '
+            'and image_raw/compressed together, so that no frame is lost to DDS discovery; '
+            '0 = start at once.',
             int_range=(0, 1000), read_only=True))
+        self.declare_parameter('jpeg_quality', 60, _descriptor(
+            'JPEG quality (1-100) of image_raw/compressed, which is encoded only while someone '
+            'subscribes to it; lower = fewer bytes on the network, more artefacts.',
+            int_range=(1, 100)))
         self.declare_parameter('reconnect_interval', 1.0, _descriptor(
             'Seconds before the first retry when the source cannot be opened or is lost; '
             f'doubles per failed attempt up to {MAX_BACKOFF_FACTOR} times this.',
@@ -106,6 +114,11 @@ class CameraNode(Node):
         self.publisher = self.create_publisher(
             Image, 'image_raw',
             QoSProfile(depth=PUBLISH_QUEUE_DEPTH, reliability=ReliabilityPolicy.RELIABLE))
+        # image_transport's naming: the transport's suffix after the resolved raw topic.
+        self.compressed_publisher = self.create_publisher(
+            CompressedImage, self.publisher.topic_name + '/compressed',
+            QoSProfile(depth=PUBLISH_QUEUE_DEPTH, reliability=ReliabilityPolicy.RELIABLE))
+        self.compressed_sent = self.compressed_bytes = 0    # since the last rate log
         self.finished = threading.Event()    # the node should end (file over, loop off)
         self.exit_code = 0
         self._stop = threading.Event()
@@ -189,8 +202,12 @@ class CameraNode(Node):
             return
         self.get_logger().info(
             f'waiting for {wanted} subscriber(s) on {self.publisher.topic_name} before playing')
-        while not self._stop.is_set() and self.publisher.get_subscription_count() < wanted:
+        while not self._stop.is_set() and self._subscriber_count() < wanted:
             self._stop.wait(0.02)
+
+    def _subscriber_count(self):
+        return (self.publisher.get_subscription_count()
+                + self.compressed_publisher.get_subscription_count())
 
     def _capture_loop(self):
         self._wait_for_subscribers()
@@ -220,10 +237,16 @@ class CameraNode(Node):
             self._publish(frame, stamp)
             published += 1
             if now - window_start >= RATE_LOG_PERIOD_S:
+                compressed = ''
+                if self.compressed_sent:
+                    compressed = (f', {self.compressed_sent} compressed (JPEG, '
+                                  f'{self.compressed_bytes / self.compressed_sent / 1e3:.1f} '
+                                  'kB mean)')
                 self.get_logger().info(
                     f'publishing {frame.shape[1]}x{frame.shape[0]} at '
-                    f'{published / (now - window_start):.1f} Hz')
+                    f'{published / (now - window_start):.1f} Hz{compressed}')
                 published, window_start = 0, now
+                self.compressed_sent = self.compressed_bytes = 0
         if capture is not None:
             capture.release()
 
@@ -268,6 +291,12 @@ class CameraNode(Node):
         data.frombytes(frame if frame.flags.c_contiguous else frame.tobytes())
         msg.data = data      # array.array: one memcpy (an ndarray costs tens of ms)
         self.publisher.publish(msg)
+        if self.compressed_publisher.get_subscription_count() > 0:
+            compressed = array_to_compressed_msg(frame, 'jpeg', self._param('jpeg_quality'),
+                                                 msg=CompressedImage(), header=msg.header)
+            self.compressed_publisher.publish(compressed)
+            self.compressed_sent += 1
+            self.compressed_bytes += len(compressed.data)
 
 
 def main(args=None):

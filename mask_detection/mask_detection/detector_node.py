@@ -1,9 +1,11 @@
 """detector_node: faces with / without a mask in sensor_msgs/Image, as ROS messages.
 
 Subscribes ``image`` (remap it; best effort by default, which accepts reliable and best-effort
-publishers), keeps only the newest frame and processes it on a worker thread with
-`MaskDetectionPipeline`.  Publishes ``detections`` (MaskDetectionArray, the image's header
-unchanged), ``annotated_image`` (only while someone subscribes), ``visitor_events`` (with
+publishers), or ``image/compressed`` (sensor_msgs/CompressedImage, JPEG or PNG) with
+``image_transport:=compressed`` for a camera on another host; keeps only the newest frame and
+processes it on a worker thread with `MaskDetectionPipeline`.  Publishes ``detections``
+(MaskDetectionArray, the image's header unchanged), ``annotated_image`` and
+``annotated_image/compressed`` (each only while someone subscribes), ``visitor_events`` (with
 tracking) and ``/diagnostics``.  All the vision lives in pipeline.py and below; this file maps
 ROS parameters to `PipelineConfig` and moves messages.
 """
@@ -18,13 +20,13 @@ import rclpy
 from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from mask_detection import engines, faces
 from mask_detection.classifier import ModelFileError
-from mask_detection.image_codec import array_to_image_msg, image_msg_to_bgr
-from mask_detection.image_codec import ImageConversionError
+from mask_detection.image_codec import array_to_compressed_msg, array_to_image_msg
+from mask_detection.image_codec import describe_msg, ImageConversionError, msg_to_bgr
 from mask_detection.node_runner import run_node
 from mask_detection.pipeline import MaskDetectionPipeline, PipelineConfig
 from mask_detection_msgs.msg import MaskDetection, MaskDetectionArray
@@ -41,6 +43,8 @@ SILENCE_CHECK_PERIOD_S = 0.5
 BAD_FRAME_LOG_PERIOD_S = 5.0
 # Falling behind: frames were dropped while the worker was busy this share of the time.
 BUSY_WARN_FRACTION = 0.9
+# image_transport values: the message type and the suffix of the subscribed topic.
+IMAGE_TRANSPORTS = {'raw': (Image, ''), 'compressed': (CompressedImage, '/compressed')}
 
 
 class ConfigurationError(Exception):
@@ -138,6 +142,13 @@ def parameter_specs():
                       "Reliability of the image subscription: 'best_effort' (sensor data: "
                       "accepts reliable and best-effort publishers) or 'reliable'.",
                       read_only=True, constraints="'best_effort' or 'reliable'"),
+        ParameterSpec('image_transport', 'raw',
+                      "'raw': subscribe to image (sensor_msgs/Image); 'compressed': to "
+                      'image/compressed (sensor_msgs/CompressedImage, JPEG or PNG), as '
+                      'image_transport names it: for a camera on another host.',
+                      read_only=True, constraints="'raw' or 'compressed'"),
+        ParameterSpec('jpeg_quality', 60, 'JPEG quality (1-100) of annotated_image/compressed '
+                      '(encoded only while someone subscribes).', 1, 100),
         ParameterSpec('max_rate_hz', 0.0, 'Process at most this many frames per second; '
                       '0 = as fast as frames arrive (only the newest frame is processed).',
                       0.0, 1000.0),
@@ -286,6 +297,7 @@ class DetectorCore:
         self.mailbox = LatestFrame()
         self.bad_frame_log = ThrottledLog(node.get_logger().error, BAD_FRAME_LOG_PERIOD_S)
         self.detections_pub = self.annotated_pub = self.events_pub = None
+        self.annotated_compressed_pub = None
         self.diagnostics_pub = self.diagnostics_timer = None
         self.subscription = self.silence_timer = None
         self.image_topic = node.resolve_topic_name('image')
@@ -310,11 +322,18 @@ class DetectorCore:
         if reliability not in ('best_effort', 'reliable'):
             raise ConfigurationError(
                 f"qos_reliability must be 'best_effort' or 'reliable', got {reliability!r}")
+        transport = values['image_transport']
+        if transport not in IMAGE_TRANSPORTS:
+            raise ConfigurationError(
+                f"image_transport must be 'raw' or 'compressed', got {transport!r}")
         self.pipeline, self.tracker = self._build(values)     # ConfigurationError if bad
         node = self.node
         self.detections_pub = node.create_publisher(MaskDetectionArray, 'detections', 10)
         self.annotated_pub = node.create_publisher(
             Image, 'annotated_image',
+            QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE))
+        self.annotated_compressed_pub = node.create_publisher(
+            CompressedImage, self.annotated_pub.topic_name + '/compressed',
             QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE))
         self.events_pub = (node.create_publisher(
             VisitorEventMsg, 'visitor_events',
@@ -332,8 +351,10 @@ class DetectorCore:
             else ReliabilityPolicy.BEST_EFFORT))
         with self.lock:     # "no image for N s" counts from activation
             self.created = time.monotonic()
-        self.subscription = self.node.create_subscription(Image, 'image', self._on_image,
-                                                          image_qos)
+        image_type, suffix = IMAGE_TRANSPORTS[self._values()['image_transport']]
+        # image_transport's naming: the suffix goes after the resolved (remapped) image topic.
+        self.subscription = self.node.create_subscription(
+            image_type, self.image_topic + suffix, self._on_image, image_qos)
         self.silence_timer = self.node.create_timer(SILENCE_CHECK_PERIOD_S,
                                                     self._expire_tracks_on_silence)
         self._stop.clear()
@@ -357,13 +378,14 @@ class DetectorCore:
     def cleanup(self):
         """Undo configure(): publishers gone, models released."""
         self.deactivate()
-        for publisher in (self.detections_pub, self.annotated_pub, self.events_pub,
-                          self.diagnostics_pub):
+        for publisher in (self.detections_pub, self.annotated_pub, self.annotated_compressed_pub,
+                          self.events_pub, self.diagnostics_pub):
             if publisher is not None:
                 self.node.destroy_publisher(publisher)
         if self.diagnostics_timer is not None:
             self.node.destroy_timer(self.diagnostics_timer)
         self.detections_pub = self.annotated_pub = self.events_pub = None
+        self.annotated_compressed_pub = None
         self.diagnostics_pub = self.diagnostics_timer = None
         with self.tracker_lock:
             self.pipeline = self.tracker = None
@@ -445,18 +467,18 @@ class DetectorCore:
                     return
                 with self.lock:
                     self.window.bad_frames += 1
-                self.bad_frame_log(f'frame {msg.width}x{msg.height} {msg.encoding!r} from '
+                self.bad_frame_log(f'frame {describe_msg(msg)} from '
                                    f'{msg.header.frame_id!r} failed: {error}')
 
     def _process(self, msg, started):
         try:
-            bgr = image_msg_to_bgr(msg)       # a view of msg.data for bgr8
+            bgr = msg_to_bgr(msg)       # a view of msg.data for bgr8; JPEG/PNG decoded
         except ImageConversionError as error:
             with self.lock:
                 self.window.bad_frames += 1
             self.bad_frame_log(
-                f'bad image on {self.image_topic} ({msg.width}x{msg.height} '
-                f'{msg.encoding!r}, frame_id {msg.header.frame_id!r}), skipped: {error}')
+                f'bad image on {self.image_topic} ({describe_msg(msg)}, '
+                f'frame_id {msg.header.frame_id!r}), skipped: {error}')
             return
         pipeline, tracker = self.pipeline, self.tracker
         result = pipeline.process(bgr)
@@ -472,12 +494,20 @@ class DetectorCore:
                 self.last_tracked = (msg.header, stamp, time.monotonic())
             detections, events = tracked.detections, tracked.events
 
-        self.detections_pub.publish(self._detections_msg(msg, detections))
+        self.detections_pub.publish(self._detections_msg(msg.header, bgr.shape, detections))
         for event in events:
             self.events_pub.publish(self._event_msg(msg.header, event))
-        if self.annotated_pub.get_subscription_count() > 0:
+        want_raw = self.annotated_pub.get_subscription_count() > 0
+        want_compressed = self.annotated_compressed_pub.get_subscription_count() > 0
+        if want_raw or want_compressed:
             annotated = pipeline.annotate(bgr.copy(), detections, result.timings)
-            self.annotated_pub.publish(array_to_image_msg(annotated, 'bgr8', header=msg.header))
+            if want_raw:
+                self.annotated_pub.publish(
+                    array_to_image_msg(annotated, 'bgr8', header=msg.header))
+            if want_compressed:
+                self.annotated_compressed_pub.publish(array_to_compressed_msg(
+                    annotated, 'jpeg', self.get_parameter('jpeg_quality').value,
+                    msg=CompressedImage(), header=msg.header))
 
         elapsed_ms = (time.monotonic() - started) * 1000.0
         with self.lock:
@@ -512,9 +542,8 @@ class DetectorCore:
                 Header(stamp=now, frame_id=header.frame_id), event))
 
     @staticmethod
-    def _detections_msg(image, detections):
-        msg = MaskDetectionArray(header=image.header, image_width=image.width,
-                                 image_height=image.height)
+    def _detections_msg(header, shape, detections):
+        msg = MaskDetectionArray(header=header, image_width=shape[1], image_height=shape[0])
         msg.detections = [MaskDetection(
             x=int(d.x), y=int(d.y), width=int(d.width), height=int(d.height), label=int(d.label),
             mask_probability=float(d.mask_probability), confidence=float(d.confidence),

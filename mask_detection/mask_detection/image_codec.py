@@ -1,9 +1,10 @@
-"""sensor_msgs/Image <-> numpy without cv_bridge (works on any object with the message's fields).
+"""sensor_msgs/Image and CompressedImage <-> numpy without cv_bridge (any object with the fields).
 
 Reads are zero-copy where the layout allows (np.frombuffer over msg.data, honouring `step` row
 padding); writes fill msg.data with an array.array('B'), the fast path of the generated message
 class (assigning an ndarray or a list costs 13-65 ms per 640x480 frame).  Nothing here imports
-rclpy; sensor_msgs is imported only when a new message must be created.
+rclpy; sensor_msgs is imported only when a new message must be created.  CompressedImage (JPEG,
+PNG) follows image_transport's "compressed" transport; `msg_to_bgr` takes either kind.
 """
 import array
 from dataclasses import dataclass
@@ -163,3 +164,121 @@ def array_to_image_msg(image: np.ndarray, encoding: str = 'bgr8', msg=None, head
     data.frombytes(np.ascontiguousarray(image).view(np.uint8).data)
     msg.data = data
     return msg
+
+
+# ---- sensor_msgs/CompressedImage (image_transport's "compressed" transport) -----------------
+
+COMPRESSED_FORMATS = ('jpeg', 'png')
+_JPEG_START = b'\xff\xd8\xff'
+_JPEG_END = b'\xff\xd9'
+_PNG_START = b'\x89PNG\r\n\x1a\n'
+_PNG_END = b'IEND\xaeB`\x82'
+# Bytes after the end marker that are still accepted (some encoders pad).
+_TRAILER_SLACK = 64
+
+
+def compressed_format_string(compression: str, encoding: str = 'bgr8') -> str:
+    """Return CompressedImage.format as image_transport writes it.
+
+    'bgr8; jpeg compressed bgr8' for colour images, 'mono8; png compressed ' for mono (the
+    source encoding, then what the payload holds).
+    """
+    if compression not in COMPRESSED_FORMATS:
+        raise ImageConversionError(
+            f'unsupported compression {compression!r}; supported: {", ".join(COMPRESSED_FORMATS)}')
+    target = 'bgr8' if _encoding(encoding).channels >= 3 else ''
+    return f'{encoding}; {compression} compressed {target}'
+
+
+def array_to_compressed_msg(image: np.ndarray, compression: str = 'jpeg', quality: int = 80,
+                            msg=None, header=None):
+    """Fill `msg` (a new sensor_msgs/CompressedImage when None) with `image` as JPEG or PNG.
+
+    `image` is BGR (HxWx3 uint8) or mono8 (HxW uint8).  `quality` is the JPEG quality (1-100);
+    PNG ignores it (lossless, default zlib level).  Returns the message.
+    """
+    encoding = 'mono8' if isinstance(image, np.ndarray) and image.ndim == 2 else 'bgr8'
+    _check_array(image, encoding)
+    format_string = compressed_format_string(compression, encoding)
+    if compression == 'jpeg':
+        if not 1 <= int(quality) <= 100:
+            raise ImageConversionError(f'JPEG quality must be in [1, 100], got {quality}')
+        params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+    else:
+        params = []
+    ok, encoded = cv2.imencode('.jpg' if compression == 'jpeg' else '.png', image, params)
+    if not ok:
+        raise ImageConversionError(f'OpenCV could not encode a {image.shape} image as '
+                                   f'{compression}')
+    if msg is None:
+        try:
+            from sensor_msgs.msg import CompressedImage
+        except ImportError as error:
+            raise ImageConversionError(
+                'sensor_msgs is not importable: pass a message object as msg') from error
+        msg = CompressedImage()
+    if header is not None:
+        msg.header = header
+    msg.format = format_string
+    data = array.array('B')
+    data.frombytes(encoded.data)
+    msg.data = data
+    return msg
+
+
+def _payload_kind(data: np.ndarray) -> str:
+    """Return 'jpeg' or 'png' from the payload's signature; ImageConversionError if neither."""
+    head = data[:8].tobytes()
+    if head.startswith(_JPEG_START):
+        kind, end_marker = 'jpeg', _JPEG_END
+    elif head.startswith(_PNG_START):
+        kind, end_marker = 'png', _PNG_END
+    else:
+        raise ImageConversionError(
+            f'payload is neither JPEG nor PNG (starts with {head[:4].hex() or "nothing"})')
+    # A truncated JPEG still decodes (libjpeg fills the missing rows with grey and only
+    # warns): require the end marker, as a complete image always has one.
+    tail = data[-(_TRAILER_SLACK + len(end_marker)):].tobytes()
+    if end_marker not in tail:
+        raise ImageConversionError(
+            f'truncated {kind.upper()} payload ({data.size} bytes, no end marker)')
+    return kind
+
+
+def compressed_msg_to_bgr(msg) -> np.ndarray:
+    """Decode a CompressedImage (JPEG or PNG, any image_transport format string) to BGR.
+
+    Returns HxWx3 uint8 BGR (mono is expanded, 16-bit PNG reduced to 8 bits).  A corrupt,
+    truncated or empty payload, or a format other than JPEG/PNG, raises ImageConversionError.
+    """
+    format_string = str(getattr(msg, 'format', ''))
+    if 'compresseddepth' in format_string.lower().replace(' ', ''):
+        raise ImageConversionError(
+            f'compressedDepth images are not supported (format {format_string!r})')
+    data = _data_buffer(msg.data)
+    if data.size == 0:
+        raise ImageConversionError(f'compressed image is empty (format {format_string!r})')
+    kind = _payload_kind(data)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if image is None or image.size == 0:
+        raise ImageConversionError(
+            f'corrupt {kind.upper()} payload ({data.size} bytes, format {format_string!r})')
+    return image
+
+
+def msg_to_bgr(msg) -> np.ndarray:
+    """Return BGR HxWx3 uint8 from a sensor_msgs/Image or sensor_msgs/CompressedImage.
+
+    The detector's one entry point for frames, whatever the transport: raw images are
+    converted by `image_msg_to_bgr` (a view for bgr8), compressed ones decoded.
+    """
+    if hasattr(msg, 'format') and not hasattr(msg, 'encoding'):
+        return compressed_msg_to_bgr(msg)
+    return image_msg_to_bgr(msg)
+
+
+def describe_msg(msg) -> str:
+    """Return a short description of an image message for error messages."""
+    if hasattr(msg, 'format') and not hasattr(msg, 'encoding'):
+        return f'compressed {msg.format!r}, {len(msg.data)} bytes'
+    return f'{msg.width}x{msg.height} {msg.encoding!r}'
