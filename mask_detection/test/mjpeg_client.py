@@ -1,0 +1,96 @@
+"""A small HTTP / MJPEG client for the viewer tests (raw sockets: it must be able to stall)."""
+import json
+import socket
+import urllib.request
+
+import cv2
+import numpy as np
+
+
+def get(url, timeout=10.0):
+    """Return (status, headers dict, body bytes) of a GET; HTTP errors are returned too."""
+    request = urllib.request.Request(url)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def get_state(base_url, timeout=10.0):
+    status, _, body = get(base_url + 'state.json', timeout)
+    assert status == 200, body
+    return json.loads(body)
+
+
+class MjpegClient:
+    """Read ``/stream.mjpg`` part by part; ``stall=True`` connects and then never reads."""
+
+    def __init__(self, port, host='127.0.0.1', timeout=10.0, receive_buffer=None):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if receive_buffer:
+            # A small kernel buffer makes a stalled reader block the server's writes sooner.
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        self.sock.settimeout(timeout)
+        self.sock.connect((host, port))
+        self.sock.sendall(f'GET /stream.mjpg HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n'.encode())
+        self.file = self.sock.makefile('rb')
+        self.status = None
+        self.headers = {}
+        self.boundary = None
+
+    def read_headers(self):
+        status_line = self.file.readline().decode('latin-1')
+        self.status = int(status_line.split()[1])
+        while True:
+            line = self.file.readline().decode('latin-1').strip()
+            if not line:
+                break
+            name, _, value = line.partition(':')
+            self.headers[name.strip().lower()] = value.strip()
+        content_type = self.headers.get('content-type', '')
+        if 'boundary=' in content_type:
+            self.boundary = content_type.split('boundary=', 1)[1].strip()
+        return self.status
+
+    def read_jpeg(self):
+        """Return the next part's JPEG bytes (raises on a malformed part or a closed stream)."""
+        if self.status is None:
+            self.read_headers()
+        line = self.file.readline()
+        while line in (b'\r\n', b'\n'):
+            line = self.file.readline()
+        if not line:
+            raise ConnectionError('stream closed')
+        assert line.strip() == f'--{self.boundary}'.encode(), line
+        headers = {}
+        while True:
+            line = self.file.readline().decode('latin-1').strip()
+            if not line:
+                break
+            name, _, value = line.partition(':')
+            headers[name.strip().lower()] = value.strip()
+        assert headers['content-type'] == 'image/jpeg', headers
+        data = self.file.read(int(headers['content-length']))
+        assert data[:2] == b'\xff\xd8' and data[-2:] == b'\xff\xd9', 'not a whole JPEG'
+        return data
+
+    def read_frame(self):
+        """Return the next part decoded as a BGR array."""
+        return decode_jpeg(self.read_jpeg())
+
+    def close(self, reset=False):
+        """Close; ``reset=True`` aborts the connection (RST) like a killed browser."""
+        if reset:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                 (1).to_bytes(4, 'little') + (0).to_bytes(4, 'little'))
+        try:
+            self.file.close()
+        finally:
+            self.sock.close()
+
+
+def decode_jpeg(data):
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None, 'JPEG does not decode'
+    return image
