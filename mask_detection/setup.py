@@ -28,6 +28,7 @@ setup(
             'camera_node = mask_detection.camera_node:main',
             'detector_node = mask_detection.detector_node:main',
             'demo_recorder = mask_detection.demo_recorder:main',
+            'viewer_node = mask_detection.viewer_node:main',
         ],
     },
 )
