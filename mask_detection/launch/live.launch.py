@@ -1,8 +1,9 @@
-"""Live mask detection: camera_node + detector_node in one namespace.
+"""Live mask detection: camera_node + detector_node (+ viewer_node) in one namespace.
 
     ros2 launch mask_detection live.launch.py source:=/dev/video0 width:=640 height:=480
     ros2 launch mask_detection live.launch.py namespace:=front source:=0
     ros2 launch mask_detection live.launch.py use_camera:=false image_topic:=/robot/camera/image
+    ros2 launch mask_detection live.launch.py viewer_port:=8081   # http://127.0.0.1:8081/
 
 Launch arguments override the values in params_file (default: config/detector.yaml).
 """
@@ -49,6 +50,13 @@ def generate_launch_description():
                               description='false: only the detector, on image_topic.'),
         DeclareLaunchArgument('image_topic', default_value='image_raw',
                               description='Image topic the detector subscribes to.'),
+        DeclareLaunchArgument('viewer', default_value='true',
+                              description='Start viewer_node: the live view in a browser.'),
+        DeclareLaunchArgument('viewer_host', default_value='127.0.0.1',
+                              description='Address the live view listens on; 0.0.0.0 = every '
+                                          'interface (other machines see the faces).'),
+        DeclareLaunchArgument('viewer_port', default_value='8080',
+                              description='TCP port of the live view (http://HOST:PORT/).'),
         DeclareLaunchArgument(
             'fastdds_profile',
             default_value=EnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE',
@@ -77,9 +85,18 @@ def generate_launch_description():
                                             value_type=str),
             'model_path': ParameterValue(LaunchConfiguration('model_path'), value_type=str),
         }])
+    viewer = Node(
+        package=PACKAGE, executable='viewer_node', name='viewer_node',
+        namespace=LaunchConfiguration('namespace'), output='screen',
+        condition=IfCondition(LaunchConfiguration('viewer')),
+        parameters=[os.path.join(config, 'viewer.yaml'), {
+            'host': ParameterValue(LaunchConfiguration('viewer_host'), value_type=str),
+            'port': ParameterValue(LaunchConfiguration('viewer_port'), value_type=int),
+        }])
     return LaunchDescription(arguments + [
         SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE',
                                LaunchConfiguration('fastdds_profile')),
         camera,
         detector,
+        viewer,
     ])

@@ -1,5 +1,7 @@
 """Mask detection on a video file: camera_node plays it, detector_node processes it.
 
+viewer_node shows the result at http://127.0.0.1:8080/ (viewer:=false to leave it out).
+
     ros2 launch mask_detection video.launch.py video:=/path/to/clip.mp4 loop:=true
 
 The camera node starts playing once the detector subscribes; without loop it exits at the
@@ -10,6 +12,7 @@ import os
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.conditions import IfCondition
 from launch.substitutions import EnvironmentVariable, LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
@@ -36,6 +39,13 @@ def generate_launch_description():
                               description='Mask classifier model file; empty = shipped model.'),
         DeclareLaunchArgument('params_file', default_value=os.path.join(config, 'detector.yaml'),
                               description='detector_node parameter file.'),
+        DeclareLaunchArgument('viewer', default_value='true',
+                              description='Start viewer_node: the live view in a browser.'),
+        DeclareLaunchArgument('viewer_host', default_value='127.0.0.1',
+                              description='Address the live view listens on; 0.0.0.0 = every '
+                                          'interface (other machines see the faces).'),
+        DeclareLaunchArgument('viewer_port', default_value='8080',
+                              description='TCP port of the live view (http://HOST:PORT/).'),
         DeclareLaunchArgument(
             'fastdds_profile',
             default_value=EnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE',
@@ -66,9 +76,18 @@ def generate_launch_description():
                                             value_type=str),
             'model_path': ParameterValue(LaunchConfiguration('model_path'), value_type=str),
         }])
+    viewer = Node(
+        package=PACKAGE, executable='viewer_node', name='viewer_node',
+        namespace=LaunchConfiguration('namespace'), output='screen',
+        condition=IfCondition(LaunchConfiguration('viewer')),
+        parameters=[os.path.join(config, 'viewer.yaml'), {
+            'host': ParameterValue(LaunchConfiguration('viewer_host'), value_type=str),
+            'port': ParameterValue(LaunchConfiguration('viewer_port'), value_type=int),
+        }])
     return LaunchDescription(arguments + [
         SetEnvironmentVariable('FASTDDS_DEFAULT_PROFILES_FILE',
                                LaunchConfiguration('fastdds_profile')),
         camera,
         detector,
+        viewer,
     ])

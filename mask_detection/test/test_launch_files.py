@@ -25,7 +25,8 @@ from mask_detection_msgs.msg import MaskDetectionArray
 PACKAGE_DIR = REPO_ROOT / 'mask_detection'
 LAUNCH_FILES = sorted((PACKAGE_DIR / 'launch').glob('*.launch.py'))
 CONFIG_FILES = {'camera_node': PACKAGE_DIR / 'config' / 'camera.yaml',
-                'detector_node': PACKAGE_DIR / 'config' / 'detector.yaml'}
+                'detector_node': PACKAGE_DIR / 'config' / 'detector.yaml',
+                'viewer_node': PACKAGE_DIR / 'config' / 'viewer.yaml'}
 INSTALLED_SHARE = REPO_ROOT / 'install' / 'mask_detection' / 'share' / 'mask_detection'
 PYTHON_TYPES = {'str': str, 'int': int, 'float': float, 'bool': bool}
 
@@ -112,15 +113,18 @@ def declared_parameters(tmp_path_factory, model_path):
                         params={'source': '/dev/video_missing_for_test',
                                 'reconnect_interval': 60.0}) as camera, \
             NodeProcess('detector_node', domain, log_dir,
-                        params={'model_path': str(model_path)}) as detector:
-        for process in (camera, detector):
+                        params={'model_path': str(model_path)}) as detector, \
+            NodeProcess('viewer_node', domain, log_dir, params={'port': 0}) as viewer:
+        for process in (camera, detector, viewer):
             names = [name for name in client.list_parameters(f'/{process.name}', timeout=30)
                      if name not in ignored]
             declared[process.name] = client.get_parameters(f'/{process.name}', names)
-        assert camera.running and detector.running, camera.log() + detector.log()
+        assert camera.running and detector.running and viewer.running, \
+            camera.log() + detector.log() + viewer.log()
     # The values set on the command line above are not the defaults.
     declared['camera_node'].update(source='0', reconnect_interval=1.0)
     declared['detector_node']['model_path'] = ''
+    declared['viewer_node']['port'] = 8080
     return declared
 
 
