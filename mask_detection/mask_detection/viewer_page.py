@@ -12,7 +12,7 @@ PAGE_HTML = """<!DOCTYPE html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>mask_detection live view</title>
 <style>
-  :root { --bg: #15181c; --panel: #1f242a; --text: #e8eaed; --dim: #9aa0a6;
+  :root { color-scheme: dark; --bg: #15181c; --panel: #1f242a; --text: #e8eaed; --dim: #9aa0a6;
           --mask: #1e9e3a; --no-mask: #d93025; --unknown: #e0b000; --line: #30363d; }
   * { box-sizing: border-box; }
   body { margin: 0; background: var(--bg); color: var(--text);
@@ -23,6 +23,7 @@ PAGE_HTML = """<!DOCTYPE html>
   #status { color: var(--dim); }
   main { display: flex; flex-wrap: wrap; gap: 16px; padding: 16px; }
   #view { position: relative; flex: 1 1 640px; max-width: 960px; background: #000;
+          align-self: flex-start;
           border-radius: 6px; overflow: hidden; min-height: 240px; }
   #stream { display: block; width: 100%; height: auto; }
   #overlay { position: absolute; inset: 0; display: flex; align-items: center;
@@ -44,7 +45,8 @@ PAGE_HTML = """<!DOCTYPE html>
   .no_mask { background: var(--no-mask); color: #fff; }
   .unknown { background: var(--unknown); color: #000; }
   .empty { color: var(--dim); font-style: italic; }
-  ol { list-style: none; margin: 0; padding: 0; max-height: 260px; overflow-y: auto; }
+  ol { list-style: none; margin: 0; padding: 0; max-height: 170px; overflow-y: auto;
+       scrollbar-color: #4a5058 transparent; scrollbar-width: thin; }
   ol li { padding: 3px 0; border-bottom: 1px solid var(--line); }
   ol li time { color: var(--dim); font-variant-numeric: tabular-nums; margin-right: 6px; }
   dl { display: grid; grid-template-columns: auto 1fr; gap: 3px 12px; margin: 0; }
@@ -159,7 +161,9 @@ function renderStats(state) {
     rows.push(["dropped frames (total)", values.dropped_frames_total || "0"]);
   }
   rows.push(["stream to browsers", fixed(stream.fps, 1, " fps") + ", " + stream.clients +
-             " viewer(s), " + (stream.frames_skipped || 0) + " frames skipped"]);
+             " viewer" + (stream.clients === 1 ? "" : "s")]);
+  if (stream.frames_skipped) rows.push(["frames skipped by slow viewers",
+                                        String(stream.frames_skipped)]);
   if (img.bad) rows.push(["bad images", String(img.bad)]);
   const list = $("stats");
   list.replaceChildren();
