@@ -11,13 +11,13 @@ import time
 import tracemalloc
 
 import cv2
-from mjpeg_client import decode_jpeg, get, get_state, MjpegClient
 import numpy as np
 import pytest
 import skimage.data
 
 from mask_detection.viewer import (FrameFanout, ViewerConfig, ViewerError, ViewerServer,
                                    ViewerState)
+from training.mjpeg_client import decode_jpeg, get, get_state, MjpegClient
 
 ASTRONAUT = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
 

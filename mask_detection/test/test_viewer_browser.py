@@ -16,11 +16,11 @@ import time
 from conftest import ros_domain_id
 import cv2
 from graph_utils import NodeProcess
-from mjpeg_client import get_state
 import numpy as np
 import pytest
 
 from mask_detection import classifier, demo_video
+from training.mjpeg_client import get_state
 
 pytestmark = [pytest.mark.graph, pytest.mark.slow]
 

@@ -12,7 +12,6 @@ import time
 from conftest import ros_domain_id
 import cv2
 from graph_utils import GraphClient, NodeProcess
-from mjpeg_client import get, get_state, MjpegClient
 import numpy as np
 import pytest
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -21,6 +20,7 @@ import skimage.data
 
 from mask_detection import classifier
 from mask_detection.drawing import COLORS
+from training.mjpeg_client import get, get_state, MjpegClient
 
 pytestmark = pytest.mark.graph
 

@@ -1,6 +1,10 @@
-"""A small HTTP / MJPEG client for the viewer tests (raw sockets: it must be able to stall)."""
+"""A small HTTP / MJPEG client of the live view (viewer_node), for its tests and benchmark.
+
+Raw sockets, so that a client can also stall on purpose (connect, then never read).
+"""
 import json
 import socket
+import urllib.error
 import urllib.request
 
 import cv2
@@ -19,7 +23,8 @@ def get(url, timeout=10.0):
 
 def get_state(base_url, timeout=10.0):
     status, _, body = get(base_url + 'state.json', timeout)
-    assert status == 200, body
+    if status != 200:
+        raise ConnectionError(f'state.json: HTTP {status}: {body[:200]!r}')
     return json.loads(body)
 
 
@@ -62,7 +67,8 @@ class MjpegClient:
             line = self.file.readline()
         if not line:
             raise ConnectionError('stream closed')
-        assert line.strip() == f'--{self.boundary}'.encode(), line
+        if line.strip() != f'--{self.boundary}'.encode():
+            raise ValueError(f'expected the boundary --{self.boundary}, got {line[:80]!r}')
         headers = {}
         while True:
             line = self.file.readline().decode('latin-1').strip()
@@ -70,9 +76,11 @@ class MjpegClient:
                 break
             name, _, value = line.partition(':')
             headers[name.strip().lower()] = value.strip()
-        assert headers['content-type'] == 'image/jpeg', headers
+        if headers.get('content-type') != 'image/jpeg':
+            raise ValueError(f'part is not a JPEG: {headers}')
         data = self.file.read(int(headers['content-length']))
-        assert data[:2] == b'\xff\xd8' and data[-2:] == b'\xff\xd9', 'not a whole JPEG'
+        if data[:2] != b'\xff\xd8' or data[-2:] != b'\xff\xd9':
+            raise ValueError('part is not a whole JPEG')
         return data
 
     def read_frame(self):
@@ -91,6 +99,8 @@ class MjpegClient:
 
 
 def decode_jpeg(data):
+    """Return a JPEG's pixels (BGR); ValueError if it does not decode."""
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    assert image is not None, 'JPEG does not decode'
+    if image is None:
+        raise ValueError('JPEG does not decode')
     return image
