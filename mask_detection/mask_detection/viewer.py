@@ -39,6 +39,8 @@ MAX_DIAGNOSTIC_STATUSES = 32
 FORGET_TRACK_AFTER_S = 30.0
 MAX_REMEMBERED_TRACKS = 1000
 BOUNDARY = 'mask-detection-frame'
+# Socket send buffer per stream viewer, bytes (the kernel doubles it): a few JPEG frames.
+STREAM_SEND_BUFFER = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -522,6 +524,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._busy()
             return
         self.close_connection = True
+        # A small kernel buffer per viewer: bounded memory, and a stalled viewer is noticed
+        # (its writes block) after a few frames, not after megabytes.
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SEND_BUFFER)
         sent = skipped = 0
         last_seq = None
         timed_out = False
