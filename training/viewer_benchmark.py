@@ -132,7 +132,7 @@ def run(args):
     results = []
     with GraphClient(domain, name='viewer_benchmark') as client, \
             NodeProcess('viewer_node', domain, log_dir, log_name='viewer_node.log', params={
-                'port': 0, 'max_fps': args.max_fps, 'client_timeout': 2.0,
+                'port': 0, 'max_fps': args.max_fps,
                 'max_clients': max(args.clients) + 1}) as viewer:
         if not viewer.wait_for_log(URL_PATTERN.pattern, 30.0):
             print(f'viewer_node did not start:\n{viewer.log_tail()}', file=sys.stderr)

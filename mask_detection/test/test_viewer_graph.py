@@ -105,7 +105,7 @@ def graph(tmp_path, model_path):
             NodeProcess('detector_node', domain, tmp_path,
                         params={'model_path': str(model_path)}) as detector, \
             NodeProcess('viewer_node', domain, tmp_path, params={
-                'port': 0, 'max_fps': 15.0, 'client_timeout': 2.0}) as viewer:
+                'port': 0, 'max_fps': 15.0, 'client_timeout': 4.0}) as viewer:
         url = viewer_url(viewer)
         yield client, detector, viewer, url
         assert viewer.running, viewer.log()
@@ -180,8 +180,11 @@ def test_twenty_clients_one_stalled_through_the_node(graph):
         for thread in threads:
             thread.start()
         state_seconds = []
+        state = get_state(url)
         started = time.monotonic()
-        while time.monotonic() - started < 8.0:
+        # 8 s, and on until the stalled client is dropped (its buffers full, then 4 s).
+        while time.monotonic() - started < 8.0 or (
+                not state['stream']['clients_dropped'] and time.monotonic() - started < 30.0):
             before = time.monotonic()
             state = get_state(url)
             state_seconds.append(time.monotonic() - before)
@@ -202,7 +205,7 @@ def test_twenty_clients_one_stalled_through_the_node(graph):
           f'max {max(rates):.1f} (stream {stream["fps"]} fps, cap 15), viewer RSS '
           f'{rss_before / 1024:.1f} -> {rss_after / 1024:.1f} MB, state.json max '
           f'{max(state_seconds) * 1000:.0f} ms')
-    assert stream['clients_dropped'] == 1, stream         # the stalled one, after 2 s
+    assert stream['clients_dropped'] == 1, stream         # the stalled one
     assert min(rates) >= 3.0, f'a reader got too few frames: {rates}'
     assert max(state_seconds) < 2.0, state_seconds
     assert rss_after - rss_before < 30 * 1024, (rss_before, rss_after)
