@@ -16,11 +16,10 @@ lint: setup
 
 # make demo [VIDEO=file.mp4] [VIEWER_PORT=8080] [DEMO_ARGS=...]: camera_node + detector_node +
 # demo_recorder on the built-in demo video (or VIDEO), outputs in demo_output/, and viewer_node:
-# the live view's URL is printed while it runs (training/demo.py --help).
+# the live view's URL is printed while it runs (python -m demo --help).
 VIEWER_PORT ?= 8080
 demo: setup
-	$(ENV) python -m training.demo $(if $(VIDEO),--video '$(VIDEO)') \
-	  --viewer-port $(VIEWER_PORT) $(DEMO_ARGS)
+	$(ENV) python -m demo $(if $(VIDEO),--video '$(VIDEO)') --viewer-port $(VIEWER_PORT) $(DEMO_ARGS)
 
 # make live [CAMERA=/dev/video0] [VIEWER_PORT=8080]: the same on a webcam, until Ctrl-C.
 CAMERA ?= /dev/video0
@@ -28,7 +27,7 @@ live:
 	@test -e '$(CAMERA)' || { echo "make live: no camera at $(CAMERA) (see ls /dev/video*;" \
 	  "pick one with CAMERA=/dev/videoN, or run make demo on a video file)" >&2; exit 1; }
 	@$(MAKE) --no-print-directory setup
-	$(ENV) python -m training.demo --camera '$(CAMERA)' --viewer-port $(VIEWER_PORT) $(DEMO_ARGS)
+	$(ENV) python -m demo --camera '$(CAMERA)' --viewer-port $(VIEWER_PORT) $(DEMO_ARGS)
 
 clean:
 	rm -rf build install log demo_output

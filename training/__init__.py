@@ -1,1 +1,1 @@
-"""Training, evaluation and benchmark tools (run from the checkout: python -m training.X)."""
+"""Training and evaluation of the classifier, data loading and metrics (python -m training.X)."""

@@ -328,7 +328,7 @@ class MaskClassifier:
         model = model.to(self.device).eval()
         if self.device.type == 'cpu':
             # channels_last convolutions take about half the CPU time of NCHW on batches of
-            # faces, with the same outputs (python -m training.benchmark classifier).
+            # faces, with the same outputs (python -m benchmarks.benchmark classifier).
             model = model.to(memory_format=torch.channels_last)
         self.model = model
         self.preprocessing = preprocessing_settings(self.metadata)

@@ -184,7 +184,7 @@ class CenterFaceSettings:
 
     # Processing scale: the frame is resized by this factor before the network (0.5 = half).
     # Half size with threshold 0.35 found 87% / 97% of the dev set's 24-48 / >=48 px faces
-    # (0.6 / 0.4: 88% / 97% at 1.35x the time; training/detector_benchmark.py).
+    # (0.6 / 0.4: 88% / 97% at 1.35x the time; benchmarks/detector_benchmark.py).
     scale: float = 0.5
     # Minimum heatmap score of a face, in [0, 1].
     score_threshold: float = 0.35

@@ -66,7 +66,7 @@ class PipelineConfig:
     device: str = 'cpu'
     # Torch threads; 0 = torch's default.  1 by default: a batch of a few faces gains little
     # from more threads, and torch's spinning worker threads made the classifier 8-14x slower
-    # whenever other processes held the cores (training.benchmark pipeline: BENCHMARKS.md).
+    # whenever other processes held the cores (benchmarks.benchmark pipeline: BENCHMARKS.md).
     num_threads: int = 1
     # P(mask) >= mask_threshold -> MASK, else NO_MASK.
     mask_threshold: float = 0.5

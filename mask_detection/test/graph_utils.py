@@ -6,7 +6,7 @@
                          remaps={'image': 'camera/image_raw'}) as detector:
             assert client.spin_until(lambda: arrays, timeout=20), detector.log()
 
-NodeProcess and GraphClient live in training/ros_graph.py (the demo and the benchmarks use
+NodeProcess and GraphClient live in tools/ros_graph.py (the demo and the benchmarks use
 them too); node processes are the installed console scripts, so run ``make setup`` after
 changing the package.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import cv2
 
-from training.ros_graph import (  # noqa: F401 - re-exported for the tests
+from tools.ros_graph import (  # noqa: F401 - re-exported for the tests
     console_script, GraphClient, INSTALL_LIB, node_environment, NodeProcess, REPO_ROOT, ros_args)
 
 

@@ -223,7 +223,7 @@ def test_corrupt_model_file_is_a_clear_error(tmp_path):
 @needs_centerface
 def test_default_centerface_recall_on_the_shared_dev_set():
     from conftest import shared_dataset
-    from training.detector_benchmark import evaluate
+    from benchmarks.detector_benchmark import evaluate
     data = shared_dataset('facemask-detection-dev')
     table, _, big_precision, _ = evaluate(create_face_detector('centerface'), data, limit=100)
     found, total = table['all']['>=48']

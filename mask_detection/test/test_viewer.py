@@ -17,7 +17,7 @@ import skimage.data
 
 from mask_detection.viewer import (FrameFanout, ViewerConfig, ViewerError, ViewerServer,
                                    ViewerState)
-from training.mjpeg_client import decode_jpeg, get, get_state, MjpegClient
+from tools.mjpeg_client import decode_jpeg, get, get_state, MjpegClient
 
 ASTRONAUT = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
 

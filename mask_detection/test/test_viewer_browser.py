@@ -19,8 +19,9 @@ from graph_utils import NodeProcess
 import numpy as np
 import pytest
 
-from mask_detection import classifier, demo_video
-from training.mjpeg_client import get_state
+from demo import video as demo_video
+from mask_detection import classifier
+from tools.mjpeg_client import get_state
 
 pytestmark = [pytest.mark.graph, pytest.mark.slow]
 

@@ -20,7 +20,7 @@ import skimage.data
 
 from mask_detection import classifier
 from mask_detection.drawing import COLORS
-from training.mjpeg_client import get, get_state, MjpegClient
+from tools.mjpeg_client import get, get_state, MjpegClient
 
 pytestmark = pytest.mark.graph
 

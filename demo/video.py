@@ -6,7 +6,7 @@ a wide canvas, once as it is and once with a surgical mask drawn over the lower 
 camera pans and zooms across the canvas.  The output is deterministic and cached, so a second run
 reuses the file.  A JSON file next to the video gives the true face boxes and labels per frame.
 
-    python -m mask_detection.demo_video --duration 20 --out demo.mp4
+    python -m demo.video --duration 20 --out demo.mp4
 """
 import argparse
 from dataclasses import asdict, dataclass, field

@@ -1,8 +1,8 @@
 """Benchmarks of mask_detection: scripts that print numbers (never timed tests).
 
-    scripts/in_env.sh python -m training.benchmark pipeline [--images DIR] [--size 640x480]
-    scripts/in_env.sh python -m training.benchmark ros [--rates 30 60] [--duration 20]
-    scripts/in_env.sh python -m training.benchmark soak [--duration 600]
+    scripts/in_env.sh python -m benchmarks.benchmark pipeline [--images DIR] [--size 640x480]
+    scripts/in_env.sh python -m benchmarks.benchmark ros [--rates 30 60] [--duration 20]
+    scripts/in_env.sh python -m benchmarks.benchmark soak [--duration 600]
 
 ``pipeline`` times, in one process and one run, (a) the naive original design (Haar on the
 full-resolution grey frame with the tutorial settings 1.1 / 5 / 30x30, one classifier forward per
@@ -10,17 +10,15 @@ face, drawing every frame), (b) the project's default configuration and (c) each
 with one thread and with all threads, over real frames (the detection dev set resized to the
 frame size, else scikit-image's photos).  Configurations run in interleaved rounds so that load
 from other processes hits them alike.  ``ros`` and ``soak`` start real node processes (see
-``training/graph_benchmark.py``).
+``benchmarks/graph_benchmark.py``).
 """
 import argparse
 import array
 from dataclasses import dataclass, field
 import json
-import os
 from pathlib import Path
 import statistics
 import sys
-import tempfile
 import time
 import types
 import warnings
@@ -36,73 +34,17 @@ if str(REPO_ROOT / 'mask_detection') not in sys.path:
 from mask_detection import classifier as classifier_module  # noqa: E402
 from mask_detection.faces import create_face_detector  # noqa: E402
 
-DEFAULT_DATA = REPO_ROOT.parent / 'shared' / 'data' / 'facemask-detection-dev'
-IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp')
+from benchmarks.common import (  # noqa: E402,I100 - the graph benchmark shares these
+    load_average, load_frames, parse_size, resolve_model_path, usable_cores)
+
 STAGES = ('convert', 'detect', 'classify', 'draw')
 # The original tutorial's Haar settings (the naive baseline).
 NAIVE_HAAR = {'scaleFactor': 1.1, 'minNeighbors': 5, 'minSize': (30, 30)}
 COLOURS = {0: (0, 200, 0), 1: (0, 0, 255), 2: (0, 220, 220)}
 
 
-def parse_size(text):
-    """Return (width, height) from 'WxH'."""
-    try:
-        width, height = (int(v) for v in text.lower().split('x'))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'size must look like 640x480, got {text!r}') from None
-    if width < 32 or height < 32:
-        raise argparse.ArgumentTypeError(f'size must be at least 32x32, got {text!r}')
-    return width, height
-
-
 # ---------------------------------------------------------------------------------------------
 # Frames
-
-def load_frames(images=None, size=(640, 480), count=40):
-    """Return (list of BGR frames of ``size``, description of their source).
-
-    Frames are the first ``count`` images of ``images`` (a folder, or its ``images/`` folder),
-    by default the detection dev set, resized to ``size``; when no such folder exists, the
-    photos bundled with scikit-image (astronaut, and flipped / shifted copies of it).
-    """
-    width, height = size
-    folder = Path(images) if images else DEFAULT_DATA
-    if (folder / 'images').is_dir():
-        folder = folder / 'images'
-    if images and not folder.is_dir():
-        raise FileNotFoundError(f'image folder {folder} does not exist')
-    frames = []
-    if folder.is_dir():
-        paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        for path in paths[:count]:
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if image is None:
-                raise ValueError(f'cannot read image {path}')
-            frames.append(_resize(image, size))
-        if frames:
-            return frames, f'{len(frames)} images of {folder}, resized to {width}x{height}'
-        if images:
-            raise ValueError(f'no images ({", ".join(IMAGE_SUFFIXES)}) in {folder}')
-    return _builtin_frames(size, count), (
-        f'scikit-image astronaut photo variants at {width}x{height} ({folder} not found)')
-
-
-def _resize(image, size):
-    interpolation = cv2.INTER_AREA if image.shape[1] > size[0] else cv2.INTER_LINEAR
-    return cv2.resize(image, size, interpolation=interpolation)
-
-
-def _builtin_frames(size, count):
-    import skimage.data
-    base = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
-    variants = []
-    for i in range(max(1, min(count, 8))):
-        image = base[:, ::-1] if i % 2 else base
-        shift = (i // 2) * 40
-        image = np.roll(image, shift, axis=1)
-        variants.append(_resize(np.ascontiguousarray(image), size))
-    return variants
-
 
 def frame_message(frame):
     """Return a sensor_msgs/Image (or an object with its fields) holding ``frame`` as bgr8.
@@ -127,25 +69,6 @@ def frame_message(frame):
 
 def _ms(start_ns):
     return (time.perf_counter_ns() - start_ns) * 1e-6
-
-
-def resolve_model_path(model_path=None):
-    """Return (model file path, note): the given or shipped model, else untrained weights.
-
-    Timing does not depend on the weights; without a trained model file the benchmark saves a
-    freshly initialised MaskNet to a temporary file and says so.
-    """
-    if model_path:
-        return Path(model_path), ''
-    shipped = classifier_module.default_model_path()
-    if shipped.is_file():
-        return shipped, ''
-    path = Path(tempfile.mkdtemp(prefix='mask_benchmark_')) / 'untrained.pt'
-    torch.manual_seed(0)
-    classifier_module.save_model_file(path, classifier_module.MaskNet().eval(),
-                                      {'note': 'untrained, benchmark timing only'})
-    return path, (f'no trained model at {shipped}: timing with an untrained MaskNet of the same '
-                  'architecture (same cost; labels meaningless)')
 
 
 class NaiveSystem:
@@ -395,14 +318,6 @@ def parse_threads(text):
     return label, cv_threads, torch_threads
 
 
-def usable_cores():
-    """Return the number of CPU cores this process may run on (taskset / cgroup aware)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 def set_threads(cv_threads, torch_threads):
     """Set OpenCV's and torch's intra-op thread counts (0 = all cores); return them."""
     cores = usable_cores()
@@ -428,13 +343,6 @@ def measure(systems, messages, rounds, warmup=3):
                 measurement.add(faces, times, _ms(start),
                                 (time.process_time_ns() - cpu_start) * 1e-6)
     return results
-
-
-def load_average():
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return []
 
 
 def run_pipeline_benchmark(frames, rounds=3, threads=('1', 'all'), model_path=None,
@@ -565,7 +473,7 @@ def classifier_main(args):
 
 def scales_main(args):
     """Print CenterFace's dev-set recall per face size for input scales and input-side caps."""
-    from training.detector_benchmark import BUCKETS, DEFAULT_DATA as VOC_DATA, evaluate
+    from benchmarks.detector_benchmark import BUCKETS, DEFAULT_DATA as VOC_DATA, evaluate
     data = Path(args.data) if args.data else VOC_DATA
     if not (data / 'annotations').is_dir():
         print(f'no VOC data set at {data}', file=sys.stderr)
@@ -618,7 +526,7 @@ def _thread_spec(text):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog='python -m training.benchmark', description=__doc__,
+    parser = argparse.ArgumentParser(prog='python -m benchmarks.benchmark', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest='command', required=True)
 
@@ -657,7 +565,7 @@ def build_parser():
     scales.set_defaults(func=scales_main)
 
     try:
-        from training import graph_benchmark
+        from benchmarks import graph_benchmark
     except ImportError as error:  # ROS not importable: only the pipeline benchmark runs
         graph_benchmark = None
         graph_error = error

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import skimage.data
 
-from training import benchmark
-from training import graph_benchmark
+from benchmarks import benchmark
+from benchmarks import common
+from benchmarks import graph_benchmark
 
 
 @pytest.fixture(scope='module')
@@ -27,7 +28,7 @@ def test_load_frames_resizes_a_folder_of_images(tmp_path, astronaut_bgr):
 
 
 def test_load_frames_without_data_uses_builtin_photos(tmp_path, monkeypatch):
-    monkeypatch.setattr(benchmark, 'DEFAULT_DATA', tmp_path / 'absent')
+    monkeypatch.setattr(common, 'DEFAULT_DATA', tmp_path / 'absent')
     frames, source = benchmark.load_frames(None, (160, 120), count=3)
     assert len(frames) == 3 and frames[0].shape == (120, 160, 3)
     assert 'astronaut' in source
@@ -107,7 +108,7 @@ def test_proc_readings_of_this_process():
 @pytest.mark.graph
 @pytest.mark.slow
 def test_ros_benchmark_runs_a_short_graph(tmp_path, capsys, monkeypatch):
-    from training import ros_graph
+    from tools import ros_graph
     try:
         ros_graph.console_script('detector_node')
     except FileNotFoundError as error:

@@ -1,8 +1,8 @@
 """Measure face detectors: recall per face-size bucket on a VOC set, and ms per frame.
 
-    scripts/in_env.sh python -m training.detector_benchmark \
+    scripts/in_env.sh python -m benchmarks.detector_benchmark \
         --detector centerface --scales 0.5 0.6 0.75 --thresholds 0.35 0.5
-    taskset -c 0,1 python -m training.detector_benchmark --no-dataset --threads 2 ...
+    taskset -c 0,1 python -m benchmarks.detector_benchmark --no-dataset --threads 2 ...
 
 Recall: a ground-truth face counts as found when a detection overlaps it at IoU >= 0.3 (each
 detection matches at most one face).  Buckets by the box's short side: <24, 24-48, >=48 px.

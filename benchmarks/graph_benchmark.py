@@ -1,7 +1,7 @@
 """ROS graph benchmarks: test publisher -> detector_node -> subscriber, in separate processes.
 
-    scripts/in_env.sh python -m training.benchmark ros [--rates 30 60] [--duration 20]
-    scripts/in_env.sh python -m training.benchmark soak [--duration 600] [--rate 30]
+    scripts/in_env.sh python -m benchmarks.benchmark ros [--rates 30 60] [--duration 20]
+    scripts/in_env.sh python -m benchmarks.benchmark soak [--duration 600] [--rate 30]
 
 ``ros``: for each input rate, without and with an ``annotated_image`` subscriber, a publisher
 process sends real 640x480 frames (stamped when published) to an installed ``detector_node``
@@ -84,7 +84,7 @@ class CpuMeter:
 
 
 # ---------------------------------------------------------------------------------------------
-# The test publisher (its own process: `python -m training.benchmark publish ...`)
+# The test publisher (its own process: `python -m benchmarks.benchmark publish ...`)
 
 def publish_main(args):
     """Publish frames at a fixed rate; write every published stamp to --stamps-out (JSON)."""
@@ -92,7 +92,7 @@ def publish_main(args):
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
-    from training.benchmark import load_frames
+    from benchmarks.common import load_frames
     frames, source = load_frames(args.images, args.size, args.frames)
     messages = []
     for frame in frames:
@@ -170,7 +170,7 @@ class GraphRun:
         self.duration = args.duration if duration is None else duration
         self.warmup = args.warmup if warmup is None else warmup
         self.domain = fresh_domain_id()
-        from training import ros_graph  # rclpy: only when a graph runs
+        from tools import ros_graph  # rclpy: only when a graph runs
         self.utils = ros_graph
         self.received = []          # (stamp ns, receive ns, detections)
         self.annotated_count = 0
@@ -183,7 +183,7 @@ class GraphRun:
 
         Without a shipped model file, the node gets an untrained MaskNet (same cost).
         """
-        from training.benchmark import resolve_model_path
+        from benchmarks.common import resolve_model_path
         params = {}
         for item in self.args.param or []:
             name, _, value = item.partition(':=')
@@ -212,7 +212,7 @@ class GraphRun:
 
     def start_publisher(self, stamps_path, extra_env=None):
         args = self.args
-        command = [sys.executable, '-m', 'training.benchmark', 'publish',
+        command = [sys.executable, '-m', 'benchmarks.benchmark', 'publish',
                    '--rate', str(self.rate), '--duration', str(self.duration),
                    '--warmup', str(self.warmup), '--size', f'{args.size[0]}x{args.size[1]}',
                    '--frames', str(args.frames), '--stamps-out', str(stamps_path),
@@ -408,7 +408,7 @@ def format_ros_table(results):
 
 
 def ros_main(args):
-    from training.benchmark import load_average, usable_cores
+    from benchmarks.common import load_average, usable_cores
     log_dir = Path(args.log_dir or tempfile.mkdtemp(prefix='mask_ros_benchmark_'))
     log_dir.mkdir(parents=True, exist_ok=True)
     print(f'logs in {log_dir}; load average {load_average()} ({usable_cores()} cores)')
@@ -430,7 +430,7 @@ def ros_main(args):
 
 
 def soak_main(args):
-    from training.benchmark import load_average
+    from benchmarks.common import load_average
     log_dir = Path(args.log_dir or tempfile.mkdtemp(prefix='mask_soak_'))
     log_dir.mkdir(parents=True, exist_ok=True)
     print(f'soak: detector_node at {args.rate} Hz for {args.duration} s, RSS every '
@@ -457,7 +457,7 @@ def soak_main(args):
 
 
 def _common(parser):
-    from training.benchmark import parse_size
+    from benchmarks.common import parse_size
     parser.add_argument('--images', help='folder of images (default: the detection dev set)')
     parser.add_argument('--size', type=parse_size, default=(640, 480), help='frame size WxH')
     parser.add_argument('--frames', type=int, default=30, help='distinct frames, cycled')
@@ -506,4 +506,4 @@ def add_parser(commands, name):
 
 
 if __name__ == '__main__':
-    argparse.ArgumentParser().error('run it as: python -m training.benchmark ros|soak')
+    argparse.ArgumentParser().error('run it as: python -m benchmarks.benchmark ros|soak')

@@ -3,7 +3,7 @@
     make demo                        # the built-in demo video (built once, then cached)
     make demo VIDEO=path/to/file.mp4
     make live                        # /dev/video0 until Ctrl-C (or --duration)
-    scripts/in_env.sh python -m training.demo --help
+    scripts/in_env.sh python -m demo --help
 
 viewer_node runs alongside: the runner prints the live view's URL (http://127.0.0.1:8080/, or
 another free port when 8080 is taken) while the nodes run; --no-viewer leaves it out.
@@ -28,8 +28,8 @@ import time
 import cv2
 import numpy as np
 
-from mask_detection import demo_video
-from training.ros_graph import NodeProcess
+from demo import video as demo_video
+from tools.ros_graph import NodeProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 # Test runs take domains 1..100 (conftest.py); the demo picks from the rest of Fast DDS's range.

@@ -1,6 +1,6 @@
 """Live view benchmark: viewer_node's CPU, memory and frame rate to browsers per client count.
 
-    scripts/in_env.sh python -m training.viewer_benchmark [--clients 0 1 20] [--duration 15]
+    scripts/in_env.sh python -m benchmarks.viewer_benchmark [--clients 0 1 20] [--duration 15]
 
 This process publishes real 640x480 frames (the built-in demo video's) on ``annotated_image``
 at ``--rate`` Hz, as detector_node does, to an installed ``viewer_node`` process; then, for each
@@ -20,10 +20,10 @@ import time
 
 import numpy as np
 
-from mask_detection import demo_video
-from training.graph_benchmark import CpuMeter, fresh_domain_id, rss_mb
-from training.mjpeg_client import get_state, MjpegClient
-from training.ros_graph import GraphClient, NodeProcess
+from benchmarks.graph_benchmark import CpuMeter, fresh_domain_id, rss_mb
+from demo import video as demo_video
+from tools.mjpeg_client import get_state, MjpegClient
+from tools.ros_graph import GraphClient, NodeProcess
 
 URL_PATTERN = re.compile(r'live view at (http://\S+/) ')
 STALLED_FROM = 20       # client counts from this one on include one stalled client

@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
-from mask_detection import demo_video
-from mask_detection.demo_video import (bundled_portraits, draw_surgical_mask, LABEL_MASK,
-                                       LABEL_NO_MASK, VideoSpec)
+from demo import video as demo_video
+from demo.video import (bundled_portraits, draw_surgical_mask, LABEL_MASK,
+                        LABEL_NO_MASK, VideoSpec)
 from mask_detection_msgs.msg import MaskDetection, MaskDetectionArray
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -148,7 +148,7 @@ def test_recorder_records_every_field_and_keeps_a_bounded_contact_sheet():
 
 
 def test_truth_agreement_matches_records_to_frames_by_stamp(short_video):
-    from training.demo import truth_agreement
+    from demo.runner import truth_agreement
     truth = json.loads(short_video.truth_path.read_text())['faces']
     start = 1000.0
 
@@ -171,7 +171,7 @@ def test_truth_agreement_matches_records_to_frames_by_stamp(short_video):
 
 @pytest.mark.graph
 def test_recorder_node_writes_every_file_when_stopped_with_sigterm(tmp_path):
-    from graph_utils import GraphClient, NodeProcess
+    from tools.ros_graph import GraphClient, NodeProcess
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
@@ -213,7 +213,7 @@ def test_recorder_node_writes_every_file_when_stopped_with_sigterm(tmp_path):
 def _run_demo(args, env_extra=None, timeout=240):
     env = dict(os.environ)
     env.update(env_extra or {})
-    return subprocess.run([sys.executable, '-m', 'training.demo', *args], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, '-m', 'demo', *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 

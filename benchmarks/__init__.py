@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print numbers (run from the checkout: python -m benchmarks.X)."""
