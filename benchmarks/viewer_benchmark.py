@@ -22,7 +22,7 @@ import numpy as np
 
 from benchmarks.graph_benchmark import CpuMeter, fresh_domain_id, rss_mb
 from demo import video as demo_video
-from tools.mjpeg_client import get_state, MjpegClient
+from tools.mjpeg_client import get_state, StreamReaders
 from tools.ros_graph import GraphClient, NodeProcess
 
 URL_PATTERN = re.compile(r'live view at (http://\S+/) ')
@@ -71,28 +71,12 @@ class Publisher:
 def measure(url, port, pid, clients, duration, warmup):
     """Return the measurements for ``clients`` stream readers (one stalled from 20 on)."""
     stalled = clients >= STALLED_FROM
-    readers = [MjpegClient(port) for _ in range(clients - int(stalled))]
-    stall = MjpegClient(port, receive_buffer=4096) if stalled else None
-    counts = [0] * len(readers)
-    counting = threading.Event()
-    stop = threading.Event()
-
-    def read(index):
-        try:
-            while not stop.is_set():
-                readers[index].read_jpeg()
-                if counting.is_set():
-                    counts[index] += 1
-        except (OSError, ValueError, ConnectionError):
-            pass
-    threads = [threading.Thread(target=read, args=(i,), daemon=True) for i in range(len(readers))]
-    for thread in threads:
-        thread.start()
+    readers = StreamReaders(port, clients - int(stalled), stalled=int(stalled))
     time.sleep(warmup)
     meter = CpuMeter(pid)
     rss_start = rss_mb(pid)
     meter.start()
-    counting.set()
+    readers.reset_counts()
     started = time.monotonic()
     state_ms = []
     while time.monotonic() - started < duration:
@@ -101,16 +85,10 @@ def measure(url, port, pid, clients, duration, warmup):
         state_ms.append((time.monotonic() - before) * 1000.0)
         time.sleep(0.5)
     elapsed = time.monotonic() - started
-    counting.clear()
+    counts = list(readers.counts)
     cpu = meter.stop()
     rss_end = rss_mb(pid)
-    stop.set()
-    for reader in readers:
-        reader.close(reset=True)
-    if stall is not None:
-        stall.close()
-    for thread in threads:
-        thread.join(5.0)
+    readers.close(reset=True)
     rates = [count / elapsed for count in counts]
     return {'clients': clients, 'stalled': int(stalled), 'cpu_percent': cpu,
             'rss_mb_start': rss_start, 'rss_mb_end': rss_end,

@@ -4,6 +4,7 @@ Raw sockets, so that a client can also stall on purpose (connect, then never rea
 """
 import json
 import socket
+import threading
 import urllib.error
 import urllib.request
 
@@ -104,3 +105,41 @@ def decode_jpeg(data):
     if image is None:
         raise ValueError('JPEG does not decode')
     return image
+
+
+class StreamReaders:
+    """Clients reading ``/stream.mjpg`` in threads and counting frames, and stalled ones.
+
+    ``stalled`` clients connect and never read (with a small receive buffer: they stall soon).
+    """
+
+    def __init__(self, port, count, stalled=0, host='127.0.0.1'):
+        self.readers = [MjpegClient(port, host) for _ in range(count)]
+        self.stalled = [MjpegClient(port, host, receive_buffer=4096) for _ in range(stalled)]
+        self.counts = [0] * count
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._read, args=(index,), daemon=True)
+                         for index in range(count)]
+        for thread in self._threads:
+            thread.start()
+
+    def _read(self, index):
+        try:
+            while not self._stop.is_set():
+                self.readers[index].read_jpeg()
+                self.counts[index] += 1
+        except (OSError, ValueError):
+            pass    # closed by close(), or by the server
+
+    def reset_counts(self):
+        self.counts = [0] * len(self.readers)
+
+    def close(self, reset=True):
+        """Stop reading and disconnect (``reset``: abruptly, like a killed browser)."""
+        self._stop.set()
+        for client in self.readers:
+            client.close(reset=reset)
+        for thread in self._threads:
+            thread.join(5.0)
+        for client in self.stalled:
+            client.close()

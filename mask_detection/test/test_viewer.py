@@ -17,7 +17,7 @@ import skimage.data
 
 from mask_detection.viewer import (FrameFanout, ViewerConfig, ViewerError, ViewerServer,
                                    ViewerState)
-from tools.mjpeg_client import decode_jpeg, get, get_state, MjpegClient
+from tools.mjpeg_client import decode_jpeg, get, get_state, MjpegClient, StreamReaders
 
 ASTRONAUT = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
 
@@ -310,22 +310,8 @@ def test_too_many_viewers_get_503(start_viewer):
 def test_twenty_clients_one_stalled(start_viewer, capfd):
     """19 readers and 1 stalled client: nobody waits for it, memory stays bounded."""
     viewer = start_viewer(max_fps=30.0, client_timeout=3.0)
-    readers = [MjpegClient(viewer.server.port) for _ in range(19)]
-    stalled = MjpegClient(viewer.server.port, receive_buffer=4096)
+    readers = StreamReaders(viewer.server.port, 19, stalled=1)
     assert viewer.wait_for(lambda stats: stats['clients'] == 20)
-    counts = [0] * len(readers)
-    stop = threading.Event()
-
-    def read(index):
-        try:
-            while not stop.is_set():
-                readers[index].read_jpeg()
-                counts[index] += 1
-        except (OSError, ConnectionError):
-            pass
-    threads = [threading.Thread(target=read, args=(i,)) for i in range(len(readers))]
-    for thread in threads:
-        thread.start()
     frames = [numbered_frame(number) for number in range(30)]
     gc.collect()
     tracemalloc.start()
@@ -347,14 +333,10 @@ def test_twenty_clients_one_stalled(start_viewer, capfd):
         elapsed = time.monotonic() - started
     finally:
         tracemalloc.stop()
-        stop.set()
-    stats = viewer.fanout.stats()
-    jpeg_size = len(viewer.fanout.newest(0, 1.0)[1])
-    for client in readers:
-        client.close(reset=True)        # abrupt disconnects, mid-stream
-    for thread in threads:
-        thread.join(5.0)
-    stalled.close()
+        stats = viewer.fanout.stats()
+        counts = list(readers.counts)
+        jpeg_size = len(viewer.fanout.newest(0, 1.0)[1])
+        readers.close(reset=True)       # abrupt disconnects, mid-stream
 
     # The producer (the node's callback) never waited for the stalled client, which blocks
     # for client_timeout (3 s): offer() only swaps a reference (a loaded machine's thread

@@ -20,7 +20,7 @@ import skimage.data
 
 from mask_detection import classifier
 from mask_detection.drawing import COLORS
-from tools.mjpeg_client import get, get_state, MjpegClient
+from tools.mjpeg_client import get, get_state, MjpegClient, StreamReaders
 
 pytestmark = pytest.mark.graph
 
@@ -107,6 +107,14 @@ def graph(tmp_path, model_path):
             NodeProcess('viewer_node', domain, tmp_path, params={
                 'port': 0, 'max_fps': 15.0, 'client_timeout': 4.0}) as viewer:
         url = viewer_url(viewer)
+        # VISITOR_APPEARED is sent once per visitor: wait until the viewer's subscriptions
+        # and the detector's publishers are known on the graph before images flow.
+        node = client.node
+        assert wait_until(lambda: all(
+            node.count_publishers(topic) >= 1 and node.count_subscribers(topic) >= 1
+            for topic in ('/detections', '/visitor_events', '/diagnostics')), 60), \
+            detector.log_tail() + viewer.log_tail()
+        client.spin_for(1.0)
         yield client, detector, viewer, url
         assert viewer.running, viewer.log()
 
@@ -120,7 +128,11 @@ def test_viewer_shows_the_detectors_visitors_events_diagnostics_and_stream(graph
     with ImageFeed(client):
         state = wait_until(lambda: (lambda s: s if s['visitors'] and s['events']
                                     and s['diagnostics'] else None)(get_state(url)), 60)
-        assert state, (get_state(url), detector.log_tail(), viewer.log_tail())
+        if not state:
+            last = get_state(url)
+            pytest.fail(f"after 60 s: {len(last['visitors'])} visitors, {len(last['events'])} "
+                        f"events, diagnostics {sorted(last['diagnostics'])}\n"
+                        f'{detector.log_tail()}\n{viewer.log_tail()}')
         visitor = state['visitors'][0]
         assert visitor['track_id'] > 0 and visitor['label'] in (0, 1, 2)
         assert 0.0 <= visitor['confidence'] <= 1.0
@@ -161,24 +173,10 @@ def test_twenty_clients_one_stalled_through_the_node(graph):
     with ImageFeed(client, rate=15.0):
         assert wait_until(lambda: get_state(url)['detections']['received'] > 0, 60), \
             detector.log_tail()
-        readers = [MjpegClient(port) for _ in range(19)]
-        stalled = MjpegClient(port, receive_buffer=4096)
-        for reader in readers:
-            reader.read_jpeg()
+        readers = StreamReaders(port, 19, stalled=1)
+        assert wait_until(lambda: all(readers.counts), 30), readers.counts
         rss_before = rss_kb(viewer)
-        counts = [0] * len(readers)
-        stop = threading.Event()
-
-        def read(index):
-            try:
-                while not stop.is_set():
-                    readers[index].read_jpeg()
-                    counts[index] += 1
-            except (OSError, ConnectionError):
-                pass
-        threads = [threading.Thread(target=read, args=(i,)) for i in range(len(readers))]
-        for thread in threads:
-            thread.start()
+        readers.reset_counts()
         state_seconds = []
         state = get_state(url)
         started = time.monotonic()
@@ -190,13 +188,9 @@ def test_twenty_clients_one_stalled_through_the_node(graph):
             state_seconds.append(time.monotonic() - before)
             time.sleep(0.5)
         elapsed = time.monotonic() - started
-        stop.set()
+        counts = list(readers.counts)
         rss_after = rss_kb(viewer)
-        for reader in readers:
-            reader.close(reset=True)
-        for thread in threads:
-            thread.join(5.0)
-        stalled.close()
+        readers.close(reset=True)
         after = wait_until(lambda: (lambda s: s if s['stream']['clients'] == 0 else None)(
             get_state(url)), 10)
     stream = state['stream']
