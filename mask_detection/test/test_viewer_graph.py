@@ -152,6 +152,13 @@ def test_viewer_shows_the_detectors_visitors_events_diagnostics_and_stream(graph
             frames = [stream.read_frame() for _ in range(3)]
             assert wait_until(lambda: client.node.count_subscribers('/annotated_image') == 1,
                               10), 'the viewer did not subscribe annotated_image for a watcher'
+            # jpeg_quality changes at run time (within its range only).
+            size_before = len(stream.read_jpeg())
+            results = client.set_parameters('/viewer_node', {'jpeg_quality': 10})
+            assert results[0].successful, results[0].reason
+            assert not client.set_parameters('/viewer_node', {'jpeg_quality': 0})[0].successful
+            sizes_after = [len(stream.read_jpeg()) for _ in range(4)]
+            assert sizes_after[-1] < 0.6 * size_before, (size_before, sizes_after)
         finally:
             stream.close()
         state = get_state(url)
