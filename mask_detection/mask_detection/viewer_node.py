@@ -33,8 +33,9 @@ PARAMETERS = {
                 (0.1, 120.0), False),
     'jpeg_quality': ('JPEG quality of the stream, 1-100.', (1, 100), False),
     'max_clients': ('Most simultaneous stream viewers; more get HTTP 503.', (1, 1000), True),
-    'client_timeout': ('Seconds a browser may accept no data before it is disconnected '
-                       '(a stalled viewer never slows the others).', (0.5, 3600.0), True),
+    'client_timeout': ('Seconds a browser may take to accept one frame (or to send its '
+                       'request) before it is disconnected; a stalled viewer never slows the '
+                       'others.', (0.5, 3600.0), True),
     'max_events': ('Visitor events listed on the page (newest first).', (1, 1000), True),
 }
 
