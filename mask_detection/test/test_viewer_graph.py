@@ -234,3 +234,30 @@ def test_bad_start_up_values_exit_with_one_clear_error(tmp_path, params, expecte
     fatal = [line for line in log.splitlines() if '[FATAL]' in line]
     assert len(fatal) == 1 and expected in fatal[0], log
     assert 'Traceback' not in log, log
+
+
+def test_bad_image_is_logged_and_the_next_good_one_streamed(tmp_path):
+    """viewer_node alone, fed images published by the test: a bad one never stops it."""
+    domain = ros_domain_id()
+    with GraphClient(domain) as client, \
+            NodeProcess('viewer_node', domain, tmp_path, params={'port': 0}) as viewer:
+        url = viewer_url(viewer)
+        stream = MjpegClient(int(url.rsplit(':', 1)[1].strip('/')))
+        try:
+            stream.read_headers()
+            publisher = client.publisher(Image, 'annotated_image', QoSProfile(
+                depth=2, reliability=ReliabilityPolicy.RELIABLE), timeout=30)
+            bad = image_msg(ASTRONAUT, client.node.get_clock().now().to_msg())
+            bad.encoding = 'no_such_encoding'
+            assert client.publish_until(publisher, bad, lambda: get_state(url)['images']['bad'],
+                                        timeout=20)
+            good = image_msg(ASTRONAUT, client.node.get_clock().now().to_msg())
+            publisher.publish(good)
+            frame = stream.read_frame()
+        finally:
+            stream.close()
+        assert viewer.running, viewer.log()
+    assert np.abs(frame.astype(int) - ASTRONAUT.astype(int)).mean() < 4.0
+    log = viewer.log()
+    assert "bad image on annotated_image (512x512 'no_such_encoding')" in log, log
+    assert 'Traceback' not in log, log
