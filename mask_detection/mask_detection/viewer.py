@@ -13,6 +13,7 @@ viewer_node feeds three objects from its topics:
 """
 import collections
 from dataclasses import dataclass, replace
+import errno
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import ipaddress
@@ -99,8 +100,8 @@ class RateMeter:
             self._times.popleft()
         if len(self._times) < 2:
             return 0.0
-        span = max(now - self._times[0], 1e-6)
-        return (len(self._times) - 1) / span if span > 0 else 0.0
+        # Up to now, not to the last event: the rate falls when messages stop.
+        return (len(self._times) - 1) / max(now - self._times[0], 1e-6)
 
 
 class TopicStats:
@@ -389,11 +390,10 @@ class _Server(ThreadingHTTPServer):
 class ViewerServer:
     """HTTP server of the live view; ``start()`` binds (ViewerError if it cannot)."""
 
-    def __init__(self, config, state, fanout, log_error=None):
+    def __init__(self, config, state, fanout):
         self.config = config
         self.state = state
         self.fanout = fanout
-        self._log_error = log_error or (lambda message: None)
         self._server = None
         self._thread = None
 
@@ -410,7 +410,7 @@ class ViewerServer:
             self._server = server_class((host, port), handler)
         except OSError as error:
             hint = (' (another viewer or program uses it: choose another port, or port 0 for '
-                    'any free one)' if error.errno == 98 else '')
+                    'any free one)' if error.errno == errno.EADDRINUSE else '')
             raise ViewerError(f'cannot listen on {host}:{port}: {error.strerror}{hint}') \
                 from error
         self._thread = threading.Thread(target=self._server.serve_forever,
