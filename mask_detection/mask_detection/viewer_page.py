@@ -63,7 +63,7 @@ PAGE_HTML = """<!DOCTYPE html>
 </header>
 <main>
   <div id="view">
-    <img id="stream" src="stream.mjpg" alt="annotated camera stream">
+    <img id="stream" alt="annotated camera stream">
     <div id="overlay">no images yet</div>
   </div>
   <aside>
@@ -207,6 +207,9 @@ async function refresh() {
 $("stream").addEventListener("error", () => {
   setTimeout(() => { $("stream").src = "stream.mjpg?" + Date.now(); }, 2000);
 });
+// Started after the page's load event: an endless stream (without frames yet) would
+// otherwise keep the page loading forever.
+window.addEventListener("load", () => { $("stream").src = "stream.mjpg"; });
 refresh();
 setInterval(refresh, 500);
 </script>

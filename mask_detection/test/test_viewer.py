@@ -206,7 +206,7 @@ def test_page_is_self_contained_and_says_no_images_yet(viewer):
     assert headers['Content-Type'].startswith('text/html')
     page = body.decode()
     assert 'no images yet' in page
-    assert 'src="stream.mjpg"' in page and 'state.json' in page
+    assert '.src = "stream.mjpg"' in page and 'state.json' in page
     # Nothing from elsewhere: no absolute URL at all, and the browser is told so.
     assert not re.search(r'(https?:)?//[a-z0-9]', page, re.IGNORECASE), \
         re.search(r'(https?:)?//[a-z0-9].{0,40}', page, re.IGNORECASE).group(0)

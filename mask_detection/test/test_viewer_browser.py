@@ -157,3 +157,16 @@ def _save_small_png(png, path):
     image = PilImage.open(io.BytesIO(png)).convert('RGB')
     image.quantize(colors=256, method=PilImage.Quantize.MEDIANCUT,
                    dither=PilImage.Dither.FLOYDSTEINBERG).save(path, optimize=True)
+
+
+def test_page_without_images_loads_and_says_so(browser, tmp_path):
+    """viewer_node alone: the page finishes loading (the empty stream does not hold it)."""
+    with NodeProcess('viewer_node', ros_domain_id(), tmp_path, params={'port': 0}) as viewer:
+        assert viewer.wait_for_log(URL_PATTERN, 30), viewer.log()
+        browser.get(re.search(URL_PATTERN, viewer.log()).group(1))     # 30 s page-load limit
+        _wait(browser, lambda d: 'no images yet' in d.find_element('id', 'overlay').text
+              and d.find_element('id', 'overlay').is_displayed(), 10, 'no "no images yet"')
+        _wait(browser, lambda d: 'updated' in d.find_element('id', 'status').text, 10,
+              'the page did not read state.json')
+        assert browser.find_element('id', 'no-visitors').text == 'nobody in view'
+        assert viewer.running, viewer.log()
