@@ -17,18 +17,20 @@ test: setup
 lint: setup
 	$(ENV) python -m pytest -m lint $(PYTEST_ARGS)
 
-# make demo [VIDEO=file.mp4] [DEMO_ARGS=...]: camera_node + detector_node + demo_recorder on the
-# built-in demo video (or VIDEO), outputs in demo_output/ (python -m demo --help).
+# make demo [VIDEO=file.mp4] [VIEWER_PORT=8080] [DEMO_ARGS=...]: camera_node + detector_node +
+# demo_recorder on the built-in demo video (or VIDEO), outputs in demo_output/, and viewer_node:
+# the live view's URL is printed while it runs (python -m demo --help).
+VIEWER_PORT ?= 8080
 demo: setup
-	$(ENV) python -m demo $(if $(VIDEO),--video '$(VIDEO)') $(DEMO_ARGS)
+	$(ENV) python -m demo $(if $(VIDEO),--video '$(VIDEO)') --viewer-port $(VIEWER_PORT) $(DEMO_ARGS)
 
-# make live [CAMERA=/dev/video0]: the same on a webcam, until Ctrl-C.
+# make live [CAMERA=/dev/video0] [VIEWER_PORT=8080]: the same on a webcam, until Ctrl-C.
 CAMERA ?= /dev/video0
 live:
 	@test -e '$(CAMERA)' || { echo "make live: no camera at $(CAMERA) (see ls /dev/video*;" \
 	  "pick one with CAMERA=/dev/videoN, or run make demo on a video file)" >&2; exit 1; }
 	@$(MAKE) --no-print-directory setup
-	$(ENV) python -m demo --camera '$(CAMERA)' $(DEMO_ARGS)
+	$(ENV) python -m demo --camera '$(CAMERA)' --viewer-port $(VIEWER_PORT) $(DEMO_ARGS)
 
 clean:
 	rm -rf .envs .venv build install log demo_output

@@ -5,6 +5,9 @@
     make live                        # /dev/video0 until Ctrl-C (or --duration)
     scripts/in_env.sh python -m demo --help
 
+viewer_node runs alongside: the runner prints the live view's URL (http://127.0.0.1:8080/, or
+another free port when 8080 is taken) while the nodes run; --no-viewer leaves it out.
+
 Starts the four nodes as real ROS 2 processes in a DDS domain of their own, plays the video once
 (loop false), waits for the camera to finish and the recorder to drain, stops every process
 (SIGTERM, then SIGKILL after a timeout) and prints a table.  Outputs go to ``demo_output/``
@@ -17,6 +20,8 @@ import json
 import os
 from pathlib import Path
 import random
+import re
+import socket
 import sys
 import time
 
@@ -30,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Test runs take domains 1..100 (conftest.py); the demo picks from the rest of Fast DDS's range.
 DEMO_DOMAINS = range(101, 200)
 LABELS = ('mask', 'no_mask', 'unknown')
+VIEWER_URL = re.compile(r'live view at (http://\S+/) ')
 
 
 class DemoError(RuntimeError):
@@ -249,6 +255,13 @@ def parse_args(argv):
                              'face_detector=haar')
     parser.add_argument('--speak', action='store_true',
                         help='greeter_node also speaks the greetings (espeak-ng, audio device)')
+    parser.add_argument('--viewer-port', type=int, default=8080,
+                        help='port of the live view (viewer_node); when it is taken, any free '
+                             'port (default %(default)s)')
+    parser.add_argument('--viewer-host', default='127.0.0.1',
+                        help='address the live view listens on; 0.0.0.0 lets other machines '
+                             'see the stream, which shows faces (default %(default)s)')
+    parser.add_argument('--no-viewer', action='store_true', help='do not start viewer_node')
     parser.add_argument('--start-timeout', type=float, default=90.0,
                         help='seconds to wait for the nodes to connect (model loading)')
     parser.add_argument('--stop-timeout', type=float, default=10.0,
@@ -275,6 +288,37 @@ def _detector_params(pairs):
             value = value == 'true'
         params[name] = value
     return params
+
+
+def viewer_port(host, wanted):
+    """Return ``wanted`` if it can be bound on ``host`` now, else 0 (any free port)."""
+    with socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, wanted))
+        except OSError:
+            return 0
+    return wanted
+
+
+def start_viewer(args, domain, log_dir):
+    """Start viewer_node, print its URL and return (process, URL).
+
+    (None, None) with a warning when it does not come up: the demo goes on without it.
+    """
+    port = viewer_port(args.viewer_host, args.viewer_port)
+    if port != args.viewer_port:
+        print(f'[demo] port {args.viewer_port} is taken: the live view takes a free one')
+    viewer = NodeProcess('viewer_node', domain, log_dir, log_name='viewer_node.log', params={
+        'host': args.viewer_host, 'port': port}).start()
+    if not viewer.wait_for_log(VIEWER_URL.pattern, 30.0):
+        print(f'[demo] WARNING: the live view did not start (the demo goes on):\n'
+              f'{viewer.log_tail(5)}', file=sys.stderr)
+        viewer.stop()
+        return None, None
+    url = VIEWER_URL.search(viewer.log()).group(1)
+    print(f'[demo] live view: open {url} in a browser (stream, visitors, events) while the '
+          'demo runs')
+    return viewer, url
 
 
 def prepare_source(args):
@@ -330,13 +374,15 @@ def run(args):
         'speak': args.speak}, log_name='greeter_node.log')
     camera = NodeProcess('camera_node', domain, log_dir, params=camera_params,
                          log_name='camera_node.log')
-    watcher = None
+    watcher = viewer = viewer_url = None
     started = time.monotonic()
     played_to_end = False
     try:
         detector.start()
         recorder.start()
         greeter.start()
+        if not args.no_viewer:
+            viewer, viewer_url = start_viewer(args, domain, log_dir)
         watcher = GraphWatcher(domain)
         wait_until(watcher.ready, args.start_timeout, [detector, recorder, greeter])
         print(f'[demo] detector, greeter and recorder connected after '
@@ -356,7 +402,8 @@ def run(args):
                   f'{time.monotonic() - started:.1f} s; draining')
         else:
             print('[demo] live: press Ctrl-C to stop' + (
-                f' (stopping after {args.duration:g} s)' if args.duration else ''))
+                f' (stopping after {args.duration:g} s)' if args.duration else '') + (
+                f'; live view at {viewer_url}' if viewer_url else ''))
             code = camera.wait(args.duration) if args.duration else camera.wait(None)
             if code not in (None, 0):
                 raise DemoError(f'camera_node failed (exit code {code}):\n{camera.log_tail()}')
@@ -373,6 +420,8 @@ def run(args):
         # Camera first (no new frames), then the recorder (writes its files), then the detector.
         codes = {p.name: p.stop(args.stop_timeout)
                  for p in (camera, recorder, greeter, detector)}
+        if viewer is not None:
+            codes[viewer.name] = viewer.stop(args.stop_timeout)
     wall = time.monotonic() - started
     print(f'[demo] all nodes stopped after {wall:.1f} s (exit codes: '
           + ', '.join(f'{name} {code}' for name, code in codes.items()) + ')')

@@ -30,6 +30,7 @@ setup(
             'managed_detector_node = mask_detection.managed_detector_node:main',
             'greeter_node = mask_detection.greeter_node:main',
             'demo_recorder = mask_detection.demo_recorder:main',
+            'viewer_node = mask_detection.viewer_node:main',
         ],
     },
 )

@@ -2,6 +2,7 @@
 import json
 import os
 from pathlib import Path
+import re
 import subprocess
 import sys
 
@@ -280,6 +281,9 @@ def test_make_demo_end_to_end_on_a_short_video(tmp_path):
     sheet = cv2.imread(str(out / 'summary.png'))
     assert sheet is not None and sheet.shape[1] == 4 * 320
     assert 'mask / no mask / unknown' in result.stdout
+    # The live view ran alongside and its URL was printed while the nodes ran.
+    assert re.search(r'live view: open http://127\.0\.0\.1:\d+/ ', result.stdout), result.stdout
+    assert 'viewer_node 0' in result.stdout, report
     _assert_one_greeting_per_visitor_state(out, result.stdout)
 
 

@@ -1,10 +1,11 @@
-"""Live mask detection: camera_node + detector_node in one namespace.
+"""Live mask detection: camera_node + detector_node (+ viewer_node) in one namespace.
 
     ros2 launch mask_detection live.launch.py source:=/dev/video0 width:=640 height:=480
     ros2 launch mask_detection live.launch.py namespace:=front source:=0
     ros2 launch mask_detection live.launch.py use_camera:=false image_topic:=/robot/camera/image
     ros2 launch mask_detection live.launch.py ... managed:=true    # lifecycle detector
     ros2 launch mask_detection live.launch.py ... greeter:=true speak:=true
+    ros2 launch mask_detection live.launch.py viewer_port:=8081   # http://127.0.0.1:8081/
 
 Launch arguments override the values in params_file (default: config/detector.yaml).
 """
@@ -82,6 +83,13 @@ def generate_launch_description():
                 LaunchConfiguration('source'), "''') else 'best_effort'"]),
             description="Detector image subscription: 'best_effort' or 'reliable'; default: "
                         'reliable for a video file, best_effort (sensor data) otherwise.'),
+        DeclareLaunchArgument('viewer', default_value='true',
+                              description='Start viewer_node: the live view in a browser.'),
+        DeclareLaunchArgument('viewer_host', default_value='127.0.0.1',
+                              description='Address the live view listens on; 0.0.0.0 = every '
+                                          'interface (other machines see the faces).'),
+        DeclareLaunchArgument('viewer_port', default_value='8080',
+                              description='TCP port of the live view (http://HOST:PORT/).'),
         DeclareLaunchArgument(
             'fastdds_profile',
             default_value=EnvironmentVariable(
@@ -140,6 +148,14 @@ def generate_launch_description():
             'speak': ParameterValue(LaunchConfiguration('speak'), value_type=bool),
             'language': ParameterValue(LaunchConfiguration('language'), value_type=str),
         }])
+    viewer = Node(
+        package=PACKAGE, executable='viewer_node', name='viewer_node',
+        namespace=LaunchConfiguration('namespace'), output='screen',
+        condition=IfCondition(LaunchConfiguration('viewer')),
+        parameters=[os.path.join(config, 'viewer.yaml'), {
+            'host': ParameterValue(LaunchConfiguration('viewer_host'), value_type=str),
+            'port': ParameterValue(LaunchConfiguration('viewer_port'), value_type=int),
+        }])
     return LaunchDescription(arguments + [
         # FASTRTPS_DEFAULT_PROFILES_FILE for Fast DDS 2.x (Jazzy, Humble), FASTDDS_... for 3
         # (Kilted), not both: Kilted's RMW would load it twice and log XMLPARSER errors.
@@ -151,4 +167,5 @@ def generate_launch_description():
         activate,
         configure,
         greeter,
+        viewer,
     ])

@@ -1,5 +1,7 @@
 """Mask detection on a video file: camera_node plays it, detector_node processes it.
 
+viewer_node shows the result at http://127.0.0.1:8080/ (viewer:=false to leave it out).
+
     ros2 launch mask_detection video.launch.py video:=/path/to/clip.mp4 loop:=true
     ros2 launch mask_detection video.launch.py ... managed:=true    # lifecycle detector
     ros2 launch mask_detection video.launch.py ... greeter:=true speak:=true
@@ -19,6 +21,10 @@ from launch.substitutions import AndSubstitution, EnvironmentVariable, LaunchCon
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.event_handlers import OnStateTransition
 from launch_ros.events.lifecycle import ChangeState
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.conditions import IfCondition
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration
+from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from lifecycle_msgs.msg import Transition
 
@@ -60,6 +66,13 @@ def generate_launch_description():
         DeclareLaunchArgument('language', default_value='',
                               description="greeter: language of config/greetings.yaml ('en', "
                                           "'de', 'fr'); empty = the file's default."),
+        DeclareLaunchArgument('viewer', default_value='true',
+                              description='Start viewer_node: the live view in a browser.'),
+        DeclareLaunchArgument('viewer_host', default_value='127.0.0.1',
+                              description='Address the live view listens on; 0.0.0.0 = every '
+                                          'interface (other machines see the faces).'),
+        DeclareLaunchArgument('viewer_port', default_value='8080',
+                              description='TCP port of the live view (http://HOST:PORT/).'),
         DeclareLaunchArgument(
             'fastdds_profile',
             default_value=EnvironmentVariable(
@@ -116,6 +129,14 @@ def generate_launch_description():
             'speak': ParameterValue(LaunchConfiguration('speak'), value_type=bool),
             'language': ParameterValue(LaunchConfiguration('language'), value_type=str),
         }])
+    viewer = Node(
+        package=PACKAGE, executable='viewer_node', name='viewer_node',
+        namespace=LaunchConfiguration('namespace'), output='screen',
+        condition=IfCondition(LaunchConfiguration('viewer')),
+        parameters=[os.path.join(config, 'viewer.yaml'), {
+            'host': ParameterValue(LaunchConfiguration('viewer_host'), value_type=str),
+            'port': ParameterValue(LaunchConfiguration('viewer_port'), value_type=int),
+        }])
     return LaunchDescription(arguments + [
         # FASTRTPS_DEFAULT_PROFILES_FILE for Fast DDS 2.x (Jazzy, Humble), FASTDDS_... for 3
         # (Kilted), not both: Kilted's RMW would load it twice and log XMLPARSER errors.
@@ -127,4 +148,5 @@ def generate_launch_description():
         activate,
         configure,
         greeter,
+        viewer,
     ])

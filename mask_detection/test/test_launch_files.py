@@ -32,7 +32,8 @@ PACKAGE_DIR = REPO_ROOT / 'mask_detection'
 LAUNCH_FILES = sorted((PACKAGE_DIR / 'launch').glob('*.launch.py'))
 CONFIG_FILES = {'camera_node': PACKAGE_DIR / 'config' / 'camera.yaml',
                 'detector_node': PACKAGE_DIR / 'config' / 'detector.yaml',
-                'greeter_node': PACKAGE_DIR / 'config' / 'greeter.yaml'}
+                'greeter_node': PACKAGE_DIR / 'config' / 'greeter.yaml',
+                'viewer_node': PACKAGE_DIR / 'config' / 'viewer.yaml'}
 INSTALLED_SHARE = REPO_ROOT / 'install' / 'mask_detection' / 'share' / 'mask_detection'
 PYTHON_TYPES = {'str': str, 'int': int, 'float': float, 'bool': bool}
 
@@ -134,13 +135,14 @@ def declared_parameters(tmp_path_factory, model_path):
                                 'reconnect_interval': 60.0}) as camera, \
             NodeProcess('detector_node', domain, log_dir,
                         params={'model_path': str(model_path)}) as detector, \
-            NodeProcess('greeter_node', domain, log_dir) as greeter:
-        for process in (camera, detector, greeter):
+            NodeProcess('greeter_node', domain, log_dir) as greeter, \
+            NodeProcess('viewer_node', domain, log_dir, params={'port': 0}) as viewer:
+        for process in (camera, detector, greeter, viewer):
             names = [name for name in client.list_parameters(f'/{process.name}', timeout=30)
                      if name not in ignored]
             declared[process.name] = client.get_parameters(f'/{process.name}', names)
-        assert camera.running and detector.running and greeter.running, \
-            camera.log() + detector.log() + greeter.log()
+        assert camera.running and detector.running and greeter.running and viewer.running, \
+            camera.log() + detector.log() + greeter.log() + viewer.log()
     # managed_detector_node (also named detector_node) declares the same parameters.
     with GraphClient(domain) as client, \
             NodeProcess('managed_detector_node', domain, log_dir) as managed:
@@ -151,6 +153,7 @@ def declared_parameters(tmp_path_factory, model_path):
     # The values set on the command line above are not the defaults.
     declared['camera_node'].update(source='0', reconnect_interval=1.0)
     declared['detector_node']['model_path'] = ''
+    declared['viewer_node']['port'] = 8080
     return declared
 
 
