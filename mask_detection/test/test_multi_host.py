@@ -19,7 +19,8 @@ import pytest
 import skimage.data
 
 from mask_detection.image_codec import array_to_compressed_msg
-from training import multihost, netns
+from benchmarks import multihost
+from tools import netns
 
 ASTRONAUT = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
 FRAMES = 30

@@ -1,6 +1,6 @@
 """Camera on one host, detector on another: two network namespaces on this machine (root).
 
-    scripts/in_env.sh python -m training.multihost [--rate 30] [--seconds 20] [--limit 20mbit]
+    scripts/in_env.sh python -m benchmarks.multihost [--rate 30] [--seconds 20] [--limit 20mbit]
         [--rounds 1] [--transports compressed raw] [--jpeg-quality 60] [--json OUT]
 
 Host a runs camera_node (playing a video of real frames at --rate) and a listener that records
@@ -12,7 +12,7 @@ published / delivered to the detector / answered, capture-to-detections latency 
 detections received on host b; one clock), bytes/s sent by host a over the link, CPU of both
 nodes; a "local" row runs camera and detector on host b (shared memory) for comparison.
 
-``run_graph`` is what the two-host graph test uses too; ``python -m training.multihost listen``
+``run_graph`` is what the two-host graph test uses too; ``python -m benchmarks.multihost listen``
 is the listener process.
 """
 import argparse
@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 
-from training.ros_graph import NodeProcess
+from tools.ros_graph import NodeProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NETWORK_PROFILE = (REPO_ROOT / 'install' / 'mask_detection' / 'share' / 'mask_detection' /
@@ -105,7 +105,7 @@ class Listener(NodeProcess):
         self.name = self.executable = name
         self.out = Path(log_dir) / f'{name}-{time.monotonic_ns()}.json'
         self.log_path = Path(log_dir) / f'{name}-{time.monotonic_ns()}.log'
-        command = [sys.executable, '-m', 'training.multihost', 'listen', '--out', str(self.out)]
+        command = [sys.executable, '-m', 'benchmarks.multihost', 'listen', '--out', str(self.out)]
         if images:
             command += ['--images', images]
         if detections:
@@ -134,7 +134,7 @@ class Listener(NodeProcess):
 
 def network_environment(domain_id, extra=None):
     """Return the environment of a process on one of the hosts: the shipped network profile."""
-    from training.ros_graph import node_environment
+    from tools.ros_graph import node_environment
     env = {'FASTDDS_DEFAULT_PROFILES_FILE': str(NETWORK_PROFILE),
            'ROS_AUTOMATIC_DISCOVERY_RANGE': 'SUBNET'}
     if os.environ.get('ROS_DISTRO') in ('humble', 'jazzy'):
@@ -158,7 +158,7 @@ def run_graph(hosts, video, log_dir, *, transport='raw', camera_host='a', domain
     host a, run seconds, the node logs and exit codes, CPU seconds when ``cpu``.  ``probe``:
     no detector_node; a listener on host b subscribes and decodes like it (transport only).
     """
-    from training.graph_benchmark import cpu_seconds
+    from benchmarks.graph_benchmark import cpu_seconds
 
     if not NETWORK_PROFILE.is_file():
         raise FileNotFoundError(f'{NETWORK_PROFILE} is not installed: run `make setup`')
@@ -264,7 +264,7 @@ def summarise(run):
 def write_benchmark_video(path, rate, seconds, images=None):
     """Write a lossless video of real 640x480 frames (dev set, cycled) for camera_node."""
     import cv2
-    from training.benchmark import load_frames
+    from benchmarks.common import load_frames
     frames, source = load_frames(images, (640, 480), 40)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'FFV1'), rate, (640, 480))
     if not writer.isOpened():
@@ -314,9 +314,9 @@ def codec_costs(frames, qualities, repeats=3):
 
 
 def benchmark_main(args):
-    from training import netns
-    from training.benchmark import load_average, load_frames, resolve_model_path
-    from training.graph_benchmark import fresh_domain_id
+    from tools import netns
+    from benchmarks.common import load_average, load_frames, resolve_model_path
+    from benchmarks.graph_benchmark import fresh_domain_id
 
     reason = netns.unavailable_reason()
     if reason:
