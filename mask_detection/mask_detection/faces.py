@@ -487,17 +487,8 @@ class CenterFaceDetector(FaceDetector):
         for i in np.ravel(keep):
             box = clip_box(x1[i], y1[i], x2[i], y2[i], scores[i], width, height)
             if box is not None:
-                points = None
-                if landmarks is not None:
-                    # The published decoding: offsets relative to the box's top-left corner,
-                    # in units of the box size; channels (y, x) per point.
-                    cell = landmarks[0, :, ys[i], xs[i]].reshape(5, 2)
-                    points = np.stack([
-                        (centre_x[i] - box_w[i] / 2 + cell[:, 1] * box_w[i]) * x_factor,
-                        (centre_y[i] - box_h[i] / 2 + cell[:, 0] * box_h[i]) * y_factor],
-                        axis=1)
-                faces.append((box, points))
-        faces.sort(key=lambda f: -f[0].score)
+                faces.append(box)
+        faces.sort(key=lambda f: -f.score)
         return faces
 
 

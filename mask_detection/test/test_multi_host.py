@@ -18,8 +18,8 @@ from graph_utils import write_video
 import pytest
 import skimage.data
 
-from mask_detection.image_codec import array_to_compressed_msg
 from benchmarks import multihost
+from mask_detection.image_codec import array_to_compressed_msg
 from tools import netns
 
 ASTRONAUT = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
