@@ -295,7 +295,7 @@ def test_ros2_launch_video_cli_and_ctrl_c(tmp_path, model_path):
     """
     video = write_video(tmp_path / 'astronaut.avi', _astronaut_bgr(), 20, 20.0)
     domain = ros_domain_id()
-    arguments = {'video': video, 'loop': 'true', 'namespace': 'front',
+    arguments = {'video': video, 'loop': 'true', 'namespace': 'front', 'viewer_port': 0,
                  'model_path': model_path, 'fastdds_profile': LOCALHOST_PROFILE}
     launch = LaunchProcess('video.launch.py', arguments, domain, tmp_path, fastdds_profile=None)
     try:
@@ -324,7 +324,9 @@ def _run_cli_on_video_launch(launch, domain):
         kept = ros2_cli(['param', 'get', '/front/detector_node', 'mask_threshold'], domain)
         assert kept.stdout.split()[-1] == '0.5', kept.stdout + kept.stderr
         pids = launch.node_pids()
-        assert set(pids) == {'camera_node-1', 'detector_node-2'}, launch.log()
+        # The live view starts by default (on a free port here): it stops cleanly too.
+        assert {name.rsplit('-', 1)[0] for name in pids} == {
+            'camera_node', 'detector_node', 'viewer_node'}, launch.log()
         for name, pid in pids.items():
             assert _read_profile(pid) >= LARGE_SEGMENT, \
                 f"{name} did not read the launch file's Fast DDS profile: " \
@@ -347,7 +349,7 @@ def test_ros2_launch_live_detector_only_on_another_topic(tmp_path, model_path):
     params_file = tmp_path / 'detector.yaml'
     params_file.write_text(yaml.safe_dump({'/**/detector_node': {'ros__parameters': params}}))
     domain = ros_domain_id()
-    arguments = {'use_camera': 'false', 'image_topic': '/robot/camera/image',
+    arguments = {'use_camera': 'false', 'image_topic': '/robot/camera/image', 'viewer': 'false',
                  'namespace': 'lobby', 'params_file': params_file, 'model_path': model_path}
     # A Jazzy user's shell: only the Fast DDS 2.x variable; launch moves it where Fast DDS reads.
     launch = LaunchProcess('live.launch.py', arguments, domain, tmp_path, fastdds_profile=None,
