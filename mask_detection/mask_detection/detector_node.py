@@ -477,7 +477,8 @@ class DetectorCore:
             with self.lock:
                 self.window.bad_frames += 1
             self.bad_frame_log(
-                f'bad image on {self.image_topic} ({describe_msg(msg)}, '
+                f'bad image on {getattr(self.subscription, "topic_name", self.image_topic)} '
+                f'({describe_msg(msg)}, '
                 f'frame_id {msg.header.frame_id!r}), skipped: {error}')
             return
         pipeline, tracker = self.pipeline, self.tracker
@@ -506,7 +507,7 @@ class DetectorCore:
                     array_to_image_msg(annotated, 'bgr8', header=msg.header))
             if want_compressed:
                 self.annotated_compressed_pub.publish(array_to_compressed_msg(
-                    annotated, 'jpeg', self.get_parameter('jpeg_quality').value,
+                    annotated, 'jpeg', self.node.get_parameter('jpeg_quality').value,
                     msg=CompressedImage(), header=msg.header))
 
         elapsed_ms = (time.monotonic() - started) * 1000.0
