@@ -16,6 +16,7 @@ when detections were received.
 """
 import argparse
 from dataclasses import dataclass
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -162,36 +163,97 @@ def _match_faces(faces, detections, iou_threshold):
     return pairs
 
 
-def truth_agreement(records, truth_path, iou_threshold=0.3):
+def video_frame_digests(video_path):
+    """Return the SHA-1 of every decoded frame of a video, in order (as camera_node sends them)."""
+    capture = cv2.VideoCapture(str(video_path))
+    digests = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        digests.append(hashlib.sha1(np.ascontiguousarray(frame).data).hexdigest())
+    capture.release()
+    return digests
+
+
+def frame_index_by_stamp(camera_frames, video_digests):
+    """Map each camera frame's stamp ``(sec, nanosec)`` to its index in the video.
+
+    Frames are matched by the SHA-1 of their pixels; the camera plays in order, so identical
+    frames (a still scene) take the first unused index after the previous match.
+    """
+    positions = {}
+    for index, digest in enumerate(video_digests):
+        positions.setdefault(digest, []).append(index)
+    mapping, last = {}, -1
+    for frame in sorted(camera_frames, key=lambda f: (f['stamp']['sec'], f['stamp']['nanosec'])):
+        later = [i for i in positions.get(frame['sha1'], ()) if i > last]
+        if later:
+            last = later[0]
+            mapping[(frame['stamp']['sec'], frame['stamp']['nanosec'])] = last
+    return mapping
+
+
+def _record_frame_indices(records, stamps, fps, known):
+    """Return ``(index, exact)`` per record: exact from ``known``, else estimated.
+
+    Without a known index (no digests, or the recorder missed that camera frame) the index is
+    estimated from the stamp and the nearest earlier known frame (the first record is frame 0:
+    the camera waits for the detector and the detector processes the first frame it gets).
+    """
+    result = []
+    anchor_stamp, anchor_index = stamps[0], 0
+    for record, stamp in zip(records, stamps):
+        key = (record['stamp']['sec'], record['stamp']['nanosec'])
+        if key in known:
+            anchor_stamp, anchor_index = stamp, known[key]
+            result.append((known[key], True))
+        else:
+            result.append((anchor_index + int(round((stamp - anchor_stamp) * fps)), False))
+    return result
+
+
+def truth_agreement(records, truth_path, iou_threshold=0.3, camera_frames=None,
+                    video_path=None):
     """Compare detections with the demo video's true faces; None without truth or records.
 
+    Each record is compared with the true faces of its video frame: known exactly when
+    ``camera_frames`` (demo_recorder's stamps and SHA-1s of the camera's frames) and the video
+    are given; otherwise estimated from its stamp, and then the frames next to the estimate are
+    tried too (a loaded camera publishes late, so stamps drift from index / fps).
     Returns how many true faces the processed frames held, how many of them a detection
-    overlaps (IoU >= ``iou_threshold``) and how many of those got the true label.
+    overlaps (IoU >= ``iou_threshold``), how many of those got the true label, and for how many
+    records the frame was known exactly.
     """
     if truth_path is None or not records:
         return None
     meta = json.loads(Path(truth_path).read_text())
     truth = meta['faces']
     fps = meta['spec']['fps']
-    stamps = np.array([r['stamp']['sec'] + r['stamp']['nanosec'] * 1e-9 for r in records])
-    # The camera waits for the detector before playing, and the detector processes the first
-    # frame it gets: the first record is frame 0.  A loaded camera may publish a little late,
-    # so each record is compared with its estimated frame and the two next to it.
-    estimates = np.round((stamps - stamps[0]) * fps).astype(int)
-    found = total = agree = 0
-    for record, estimate in zip(records, estimates):
+    stamps = [r['stamp']['sec'] + r['stamp']['nanosec'] * 1e-9 for r in records]
+    known = {}
+    if camera_frames and video_path is not None:
+        known = frame_index_by_stamp(camera_frames, video_frame_digests(video_path))
+    found = total = agree = exact_frames = 0
+    for record, (estimate, exact) in zip(records, _record_frame_indices(records, stamps, fps,
+                                                                         known)):
+        exact_frames += exact
         best = None
-        for index in (estimate, estimate - 1, estimate + 1):
+        for index in ((estimate,) if exact else (estimate, estimate - 1, estimate + 1)):
             if 0 <= index < len(truth):
                 matches = _match_faces(truth[index], record['detections'], iou_threshold)
-                if best is None or len(matches) > len(best[1]):
-                    best = (truth[index], matches)
+                # The frame whose true faces the detections explain best: most matched,
+                # then fewest missed.
+                score = (len(matches), len(matches) - len(truth[index]))
+                if best is None or score > best[2]:
+                    best = (truth[index], matches, score)
         if best is None:
             continue
         total += len(best[0])
         found += len(best[1])
         agree += sum(face['label'] == detection['label'] for face, detection in best[1])
-    return {'true_faces': total, 'found': found, 'label_agrees': agree}
+    return {'true_faces': total, 'found': found, 'label_agrees': agree,
+            'frames_known_exactly': exact_frames}
 
 
 def format_table(summary, extra):
@@ -219,7 +281,9 @@ def format_table(summary, extra):
     agreement = extra.get('truth')
     if agreement and agreement['true_faces']:
         rows.append(('true faces found (IoU >= 0.3)',
-                     f"{agreement['found']} of {agreement['true_faces']}"))
+                     f"{agreement['found']} of {agreement['true_faces']} (video frame known "
+                     f"exactly for {agreement.get('frames_known_exactly', 0)} of "
+                     f"{summary.get('frames', 0)} arrays)"))
         if agreement['found']:
             rows.append(('  of those, label = truth',
                          f"{agreement['label_agrees']} "
@@ -368,8 +432,15 @@ def run(args):
     # annotated.mp4 at the rate the detector processes, measured by the recorder (real time).
     # Idle for 4 s: the visitors leave (VISITOR_LEFT, goodbyes) 2 s (leave_timeout) after the
     # last image.
+    # With a video of known truth, the recorder notes each camera frame's digest: the report
+    # then knows which video frame each detection array belongs to.
+    frame_digests = bool(video and video.truth_path)
     recorder = NodeProcess('demo_recorder', domain, log_dir, params={
-        'output_dir': str(out.resolve()), 'idle_timeout': 4.0}, log_name='demo_recorder.log')
+        'output_dir': str(out.resolve()), 'idle_timeout': 4.0,
+        'camera_frame_digests': frame_digests}, log_name='demo_recorder.log')
+    if frame_digests:
+        # The recorder reads image_raw too: the camera waits for both readers.
+        camera_params['wait_for_subscribers'] = 2
     greeter = NodeProcess('greeter_node', domain, log_dir, params={
         'speak': args.speak}, log_name='greeter_node.log')
     camera = NodeProcess('camera_node', domain, log_dir, params=camera_params,
@@ -445,7 +516,9 @@ def report(out, video, detector, codes, wall):
         # Frames the detector never saw: sent before DDS matched the two, or lost in transport.
         extra['unseen'] = video.frame_count - len(records) - dropped - counts.get('bad', 0)
     if video is not None and video.truth_path is not None:
-        extra['truth'] = truth_agreement(records, video.truth_path)
+        camera_frames = read_records(out / 'camera_frames.jsonl')
+        extra['truth'] = truth_agreement(records, video.truth_path, camera_frames=camera_frames,
+                                         video_path=video.path)
     summary['run'] = {'video': str(video.path) if video else None,
                       'video_frames': video.frame_count if video else None,
                       'detector_dropped': dropped, 'detector_bad': counts.get('bad'),

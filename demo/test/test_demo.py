@@ -163,11 +163,40 @@ def test_truth_agreement_matches_records_to_frames_by_stamp(short_video):
     records = [record(i, truth[i]) for i in range(0, len(truth), 2)]
     expected = sum(len(truth[i]) for i in range(0, len(truth), 2))
     assert truth_agreement(records, short_video.truth_path) == {
-        'true_faces': expected, 'found': expected, 'label_agrees': expected}
+        'true_faces': expected, 'found': expected, 'label_agrees': expected,
+        'frames_known_exactly': 0}
     flipped = [record(i, truth[i], label_flip=True) for i in range(len(truth))]
     assert truth_agreement(flipped, short_video.truth_path)['label_agrees'] == 0
     elsewhere = [record(i, truth[i], shift=2000) for i in range(len(truth))]
     assert truth_agreement(elsewhere, short_video.truth_path)['found'] == 0
+
+
+def test_truth_agreement_knows_each_frame_from_the_camera_frame_digests(short_video):
+    """A camera that plays late: stamps no longer tell the frame; the pixels' digests do."""
+    import hashlib
+    from demo.runner import truth_agreement
+    truth = json.loads(short_video.truth_path.read_text())['faces']
+    frames = _read_frames(short_video.path)
+    assert len(frames) == len(truth)
+
+    def stamp(index):
+        seconds = 1000.0 + 2.5 * index / SHORT.fps       # 2.5x slower than real time
+        return {'sec': int(seconds), 'nanosec': int(round(seconds % 1 * 1e9))}
+    records = [{'stamp': stamp(i), 'detections': [dict(f) for f in truth[i]]}
+               for i in range(len(truth))]
+    expected = sum(len(faces) for faces in truth)
+    late = truth_agreement(records, short_video.truth_path)
+    assert late['found'] < 0.7 * expected, 'the camera panned: stamps / fps miss most frames'
+    # The recorder saw every camera frame but the 5th (best effort): that one is estimated
+    # from the frame before it.
+    camera_frames = [{'stamp': stamp(i), 'sha1': hashlib.sha1(frame.tobytes()).hexdigest()}
+                     for i, frame in enumerate(frames) if i != 5]
+    known = truth_agreement(records, short_video.truth_path, camera_frames=camera_frames,
+                            video_path=short_video.path)
+    assert known['frames_known_exactly'] == len(truth) - 1
+    # The estimated frame may be compared with a neighbour's faces (one more or fewer).
+    assert abs(known['true_faces'] - expected) <= 1
+    assert known['found'] == known['label_agrees'] == known['true_faces']
 
 
 @pytest.mark.graph
@@ -269,6 +298,9 @@ def test_make_demo_end_to_end_on_a_short_video(tmp_path):
     assert summary['faces'] > 0 and summary['frames_with_faces'] > 0.5 * len(records), report
     assert sum(summary['labels'].values()) == summary['faces']
     truth = run['truth']
+    # The recorder's digests of the camera's frames tell which video frame each array is of
+    # (best effort: a frame or two may be missed and estimated).
+    assert truth['frames_known_exactly'] >= 0.9 * len(records), report
     assert truth['found'] >= 0.5 * truth['true_faces'], report
     # A smoke check of the whole label path (a swapped class order would give ~0 %), not an
     # accuracy figure: the shipped model gets all of them right on this video (measured).

@@ -9,11 +9,15 @@ writes to ``output_dir``:
 - ``annotated.mp4``: the annotated images (mp4v), ``summary.png``: a contact sheet of them.
 - ``events.jsonl``: the visitor events; ``greetings.jsonl``: the greetings (receive time, text);
   ``summary.json``: counts, latency and rate.
+- ``camera_frames.jsonl`` (parameter ``camera_frame_digests``): the stamp and SHA-1 of every
+  ``image_raw`` frame received, so that the frames of a known video can be matched exactly to
+  the detection arrays (stamps drift from frame index / fps when a loaded camera plays late).
 
 Ends by itself ``idle_timeout`` seconds after the last message (0 = never) or on SIGTERM/SIGINT,
 writing every file before it exits.
 """
 from dataclasses import dataclass, field
+import hashlib
 import json
 from pathlib import Path
 import time
@@ -197,12 +201,16 @@ class DemoRecorder(Node):
             'SIGTERM/SIGINT. The clock starts with the first message.', (0.0, 3600.0)))
         self.declare_parameter('sheet_tiles', 12, _descriptor(
             'Number of annotated frames on the contact sheet summary.png.', int_range=(1, 100)))
+        self.declare_parameter('camera_frame_digests', False, _descriptor(
+            'Also subscribe image_raw and write camera_frames.jsonl: the stamp and SHA-1 of '
+            'the pixel data of every camera frame received (to match a known video\'s frames '
+            'to the detection arrays).'))
         self.output_dir = Path(self.get_parameter('output_dir').value)
         self.video_fps = float(self.get_parameter('video_fps').value)
         self.idle_timeout = float(self.get_parameter('idle_timeout').value)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         for name in ('detections.jsonl', 'events.jsonl', 'greetings.jsonl', 'annotated.mp4',
-                     'summary.png', 'summary.json'):
+                     'summary.png', 'summary.json', 'camera_frames.jsonl'):
             (self.output_dir / name).unlink(missing_ok=True)
         self.detections_file = open(self.output_dir / 'detections.jsonl', 'w')
         self.events_file = open(self.output_dir / 'events.jsonl', 'w')
@@ -232,6 +240,10 @@ class DemoRecorder(Node):
         image_qos = QoSProfile(depth=30, reliability=qos_profile_sensor_data.reliability)
         self.create_subscription(Image, 'annotated_image', self._on_annotated, image_qos)
         self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
+        self.camera_frames_file = None
+        if self.get_parameter('camera_frame_digests').value:
+            self.camera_frames_file = open(self.output_dir / 'camera_frames.jsonl', 'w')
+            self.create_subscription(Image, 'image_raw', self._on_camera_frame, image_qos)
         if self.idle_timeout > 0:
             self.create_timer(min(0.5, self.idle_timeout / 2), self._check_idle)
         self.get_logger().info(f'recording to {self.output_dir.resolve()}')
@@ -261,6 +273,12 @@ class DemoRecorder(Node):
                   'text': msg.data}
         self.greetings_file.write(json.dumps(record, ensure_ascii=False) + '\n')
         self.stats.greetings += 1
+
+    def _on_camera_frame(self, msg):
+        record = {'stamp': {'sec': msg.header.stamp.sec, 'nanosec': msg.header.stamp.nanosec},
+                  'width': msg.width, 'height': msg.height, 'encoding': msg.encoding,
+                  'sha1': hashlib.sha1(msg.data).hexdigest()}
+        self.camera_frames_file.write(json.dumps(record, separators=(',', ':')) + '\n')
 
     def _on_annotated(self, msg):
         self._touch()
@@ -339,6 +357,8 @@ class DemoRecorder(Node):
         self.detections_file.close()
         self.events_file.close()
         self.greetings_file.close()
+        if self.camera_frames_file is not None:
+            self.camera_frames_file.close()
         if self.video is None and self.pending:
             self._open_video()
         if self.video is not None:
