@@ -377,7 +377,8 @@ class CenterFaceDetector(FaceDetector):
         blob = np.zeros((1, 3, pad_h, pad_w), np.float32)
         blob[0, :, :in_h, :in_w] = bgr.transpose(2, 0, 1)[::-1]  # BGR -> RGB planes
         outputs = self._runner.run(blob, self.OUTPUTS + ['540'])
-        return self._decode_landmarks(*outputs, width / in_w, height / in_h, width, height)
+        return self._decode_with_points(outputs, width / in_w, height / in_h, width, height,
+                                        self.settings.score_threshold)
 
     def detect(self, bgr: np.ndarray) -> list:
         bgr = as_bgr_frame(bgr)
@@ -393,42 +394,6 @@ class CenterFaceDetector(FaceDetector):
                              s.refine_threshold if look_closer else s.score_threshold)
         if look_closer:
             faces = self._look_closer(bgr, faces)
-        return faces
-
-    def _decode_landmarks(self, heatmap, log_size, offset, landmarks, x_factor, y_factor,
-                          width, height):
-        s = self.settings
-        heat = heatmap[0, 0]
-        ys, xs = np.nonzero(heat > s.score_threshold)
-        if len(ys) == 0:
-            return []
-        scores = heat[ys, xs]
-        box_h = np.exp(log_size[0, 0, ys, xs]) * self.STRIDE
-        box_w = np.exp(log_size[0, 1, ys, xs]) * self.STRIDE
-        centre_y = (ys + offset[0, 0, ys, xs] + 0.5) * self.STRIDE
-        centre_x = (xs + offset[0, 1, ys, xs] + 0.5) * self.STRIDE
-        x1 = (centre_x - box_w / 2) * x_factor
-        y1 = (centre_y - box_h / 2) * y_factor
-        x2 = (centre_x + box_w / 2) * x_factor
-        y2 = (centre_y + box_h / 2) * y_factor
-        rects = np.stack([x1, y1, x2 - x1, y2 - y1], axis=1).astype(np.float64).tolist()
-        keep = cv2.dnn.NMSBoxes(rects, scores.astype(np.float64).tolist(),
-                                s.score_threshold, s.nms_iou)
-        faces = []
-        for i in np.ravel(keep):
-            box = clip_box(x1[i], y1[i], x2[i], y2[i], scores[i], width, height)
-            if box is not None:
-                points = None
-                if landmarks is not None:
-                    # The published decoding: offsets relative to the box's top-left corner,
-                    # in units of the box size; channels (y, x) per point.
-                    cell = landmarks[0, :, ys[i], xs[i]].reshape(5, 2)
-                    points = np.stack([
-                        (centre_x[i] - box_w[i] / 2 + cell[:, 1] * box_w[i]) * x_factor,
-                        (centre_y[i] - box_h[i] / 2 + cell[:, 0] * box_h[i]) * y_factor],
-                        axis=1)
-                faces.append((box, points))
-        faces.sort(key=lambda f: -f[0].score)
         return faces
 
     def _look_closer(self, bgr, faces):
@@ -466,7 +431,18 @@ class CenterFaceDetector(FaceDetector):
         return sorted((kept[i] for i in np.ravel(keep)), key=lambda f: -f.score)
 
     def _decode(self, outputs, x_factor, y_factor, width, height, threshold):
-        heatmap, log_size, offset = outputs
+        """Return the faces (FaceBox, best first) in the outputs' heatmap above ``threshold``."""
+        return [box for box, _ in self._decode_with_points(outputs, x_factor, y_factor, width,
+                                                           height, threshold)]
+
+    def _decode_with_points(self, outputs, x_factor, y_factor, width, height, threshold):
+        """Return ``[(FaceBox, points)]``, best first; points is None without the landmarks.
+
+        ``outputs``: heatmap, log sizes, offsets and optionally the landmarks; the factors
+        scale network pixels to the frame's.
+        """
+        heatmap, log_size, offset = outputs[:3]
+        landmarks = outputs[3] if len(outputs) > 3 else None
         heat = heatmap[0, 0]
         ys, xs = np.nonzero(heat > threshold)
         if len(ys) == 0:
@@ -486,9 +462,18 @@ class CenterFaceDetector(FaceDetector):
         faces = []
         for i in np.ravel(keep):
             box = clip_box(x1[i], y1[i], x2[i], y2[i], scores[i], width, height)
-            if box is not None:
-                faces.append(box)
-        faces.sort(key=lambda f: -f.score)
+            if box is None:
+                continue
+            points = None
+            if landmarks is not None:
+                # The published decoding: offsets relative to the box's top-left corner, in
+                # units of the box size; channels (y, x) per point.
+                cell = landmarks[0, :, ys[i], xs[i]].reshape(5, 2)
+                points = np.stack([
+                    (centre_x[i] - box_w[i] / 2 + cell[:, 1] * box_w[i]) * x_factor,
+                    (centre_y[i] - box_h[i] / 2 + cell[:, 0] * box_h[i]) * y_factor], axis=1)
+            faces.append((box, points))
+        faces.sort(key=lambda f: -f[0].score)
         return faces
 
 

@@ -2,9 +2,12 @@
 import signal
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.signals import SignalHandlerOptions
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# Longest time between two looks at the stop signals, s.
+SPIN_PERIOD_S = 0.1
 
 
 class _StopSignals:
@@ -14,8 +17,9 @@ class _StopSignals:
     group and launch forwards another SIGINT (then SIGTERM if the node is slow to exit).  Only
     while the node is being built or spun does a signal raise KeyboardInterrupt; during the
     clean-up (joining threads, destroying the node) every further signal is ignored, so it can
-    finish and the process exits 0 without a traceback.  rclpy's own handler, installed by
-    rclpy.init() on top of this one, shuts the context down and then calls this one.
+    finish and the process exits 0 without a traceback.  rclpy's own C-level handlers are not
+    installed (SignalHandlerOptions.NO): with them, a second signal during shutdown could
+    still reach Python's default action and end the process with -2 (seen on Kilted).
     """
 
     def __init__(self):
@@ -42,16 +46,17 @@ def run_node(name, build, fatal_errors=(), finished=None, close=None, args=None)
     """
     stop_signals = _StopSignals()
     stop_signals.install()
-    node = None
+    node = executor = None
     exit_code = 0
     try:
-        rclpy.init(args=args)
+        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
         node = build()
-        if finished is None:
-            rclpy.spin(node)
-        else:
-            while rclpy.ok() and not finished(node):
-                rclpy.spin_once(node, timeout_sec=0.1)
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        # Short waits: without rclpy's handlers only Python code sees a signal, so the spin
+        # must come back to Python often.
+        while rclpy.ok() and not (finished is not None and finished(node)):
+            executor.spin_once(timeout_sec=SPIN_PERIOD_S)
         exit_code = getattr(node, 'exit_code', 0)
     except fatal_errors as error:
         rclpy.logging.get_logger(name).fatal(f'cannot start: {error}')
@@ -65,6 +70,8 @@ def run_node(name, build, fatal_errors=(), finished=None, close=None, args=None)
             raise
     finally:
         stop_signals.interruptible = False
+        if executor is not None:
+            executor.shutdown()
         if node is not None:
             if close is not None:
                 close(node)
