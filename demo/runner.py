@@ -235,8 +235,8 @@ def truth_agreement(records, truth_path, iou_threshold=0.3, camera_frames=None,
     if camera_frames and video_path is not None:
         known = frame_index_by_stamp(camera_frames, video_frame_digests(video_path))
     found = total = agree = exact_frames = 0
-    for record, (estimate, exact) in zip(records, _record_frame_indices(records, stamps, fps,
-                                                                         known)):
+    indices = _record_frame_indices(records, stamps, fps, known)
+    for record, (estimate, exact) in zip(records, indices):
         exact_frames += exact
         best = None
         for index in ((estimate,) if exact else (estimate, estimate - 1, estimate + 1)):

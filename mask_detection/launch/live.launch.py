@@ -42,6 +42,9 @@ def generate_launch_description():
                               description='Image width in pixels; 0 = the source size.'),
         DeclareLaunchArgument('height', default_value='0',
                               description='Image height in pixels; 0 = the source size.'),
+        DeclareLaunchArgument('loop', default_value='false',
+                              description='A video file: rewind at the end instead of stopping '
+                                          'the camera (other sources ignore it).'),
         DeclareLaunchArgument('fps', default_value='0.0',
                               description='Camera rate in Hz; 0 = the source rate.'),
         DeclareLaunchArgument('frame_id', default_value='camera',
@@ -107,6 +110,7 @@ def generate_launch_description():
             'source': ParameterValue(LaunchConfiguration('source'), value_type=str),
             'width': ParameterValue(LaunchConfiguration('width'), value_type=int),
             'height': ParameterValue(LaunchConfiguration('height'), value_type=int),
+            'loop': ParameterValue(LaunchConfiguration('loop'), value_type=bool),
             'fps': ParameterValue(LaunchConfiguration('fps'), value_type=float),
             'frame_id': ParameterValue(LaunchConfiguration('frame_id'), value_type=str),
             # A file plays once the detector listens, from its first frame (cameras ignore it).

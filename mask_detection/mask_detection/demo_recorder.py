@@ -203,8 +203,8 @@ class DemoRecorder(Node):
             'Number of annotated frames on the contact sheet summary.png.', int_range=(1, 100)))
         self.declare_parameter('camera_frame_digests', False, _descriptor(
             'Also subscribe image_raw and write camera_frames.jsonl: the stamp and SHA-1 of '
-            'the pixel data of every camera frame received (to match a known video\'s frames '
-            'to the detection arrays).'))
+            'the pixel data of every camera frame received (to match the frames of a known '
+            'video to the detection arrays).'))
         self.output_dir = Path(self.get_parameter('output_dir').value)
         self.video_fps = float(self.get_parameter('video_fps').value)
         self.idle_timeout = float(self.get_parameter('idle_timeout').value)

@@ -24,8 +24,8 @@ def rmw_fastrtps_major(package_xml_text):
     return int(match.group(1))
 
 
-def profile_variable(rmw_major=None):
-    """Return (the variable Fast DDS reads, the one to leave unset) for this ROS 2.
+def is_fastdds_3(rmw_major=None):
+    """Return whether this ROS 2's Fast DDS is 3.x (Kilted on) rather than 2.x.
 
     ``rmw_major`` defaults to the installed rmw_fastrtps_cpp's major version (ament index).
     """
@@ -34,7 +34,12 @@ def profile_variable(rmw_major=None):
         path = get_package_share_directory('rmw_fastrtps_cpp') + '/package.xml'
         with open(path) as package_xml:
             rmw_major = rmw_fastrtps_major(package_xml.read())
-    if rmw_major >= FIRST_RMW_MAJOR_ON_FASTDDS_3:
+    return rmw_major >= FIRST_RMW_MAJOR_ON_FASTDDS_3
+
+
+def profile_variable(rmw_major=None):
+    """Return (the variable Fast DDS reads, the one to leave unset) for this ROS 2."""
+    if is_fastdds_3(rmw_major):
         return FASTDDS_VARIABLE, FASTRTPS_VARIABLE
     return FASTRTPS_VARIABLE, FASTDDS_VARIABLE
 

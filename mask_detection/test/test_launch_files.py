@@ -110,6 +110,22 @@ class LaunchFile:
                 if isinstance(node, ast.Constant) and isinstance(node.value, str)
                 and node.value.endswith(('.yaml', '.xml'))}
 
+    def includes(self):
+        """Return [(included launch file name, {argument names passed})]."""
+        names = [node.value for node in ast.walk(self.tree) if isinstance(node, ast.Constant)
+                 and isinstance(node.value, str) and node.value.endswith('.launch.py')]
+        result = []
+        for call in self.calls_to('IncludeLaunchDescription'):
+            passed = set()
+            for keyword in call.keywords:
+                if keyword.arg == 'launch_arguments':
+                    mapping = getattr(keyword.value, 'func', None)
+                    mapping = mapping.value if isinstance(mapping, ast.Attribute) else None
+                    if isinstance(mapping, ast.Dict):
+                        passed = {self._value(key) for key in mapping.keys}
+            result.append((names[len(result)], passed))
+        return result
+
 
 @pytest.fixture(scope='module')
 def model_path(tmp_path_factory):
@@ -172,6 +188,12 @@ def test_launch_file_structure(path):
     functions = {node.name for node in launch.tree.body if isinstance(node, ast.FunctionDef)}
     assert 'generate_launch_description' in functions
     nodes = launch.nodes()
+    for name, passed in launch.includes():
+        included = LaunchFile(PACKAGE_DIR / 'launch' / name)
+        assert (INSTALLED_SHARE / 'launch' / name).is_file(), f'{name} is not installed'
+        unknown = passed - included.first_arguments('DeclareLaunchArgument')
+        assert passed and not unknown, f'{name} declares no argument {sorted(unknown)}'
+        nodes += included.nodes()
     assert nodes, 'starts no node'
     for package, executable, _ in nodes:
         assert package == 'mask_detection'
