@@ -272,8 +272,7 @@ def test_unavailable_device_is_a_clear_error(model_file):
 
 
 def test_shipped_model_is_the_default():
-    if not classifier.default_model_path().is_file():
-        pytest.skip(f'no shipped model yet at {classifier.default_model_path()} '
-                    '(the training owner adds it)')
+    assert classifier.default_model_path().is_file(), (
+        f'the shipped model {classifier.default_model_path()} is missing: it is committed')
     pipeline = MaskDetectionPipeline(PipelineConfig(face_detector='haar'))
     assert pipeline.classifier.model_path == classifier.default_model_path()
