@@ -1,6 +1,6 @@
 """Classifier accuracy on the validation split under image perturbations and per face subset.
 
-    scripts/in_env.sh python -m training.robustness --model FILE --data DIR [--data DIR ...] \
+    scripts/in_env.sh python -m training.robustness [--model FILE] --data DIR [--data DIR ...] \
         [--seed 0 --val-fraction 0.2] --json OUT
 
 Rebuilds the training split (same folders, seed and fraction as training.train), then measures
