@@ -456,6 +456,17 @@ def soak_main(args):
     return 0
 
 
+def _positive_float(text):
+    """Argparse type: a rate in Hz must be above 0 (0 would divide by zero mid-run)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'not a number: {text!r}')
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f'must be above 0, got {text}')
+    return value
+
+
 def _common(parser):
     from benchmarks.common import parse_size
     parser.add_argument('--images', help='folder of images (default: the detection dev set)')
@@ -479,7 +490,7 @@ def add_parser(commands, name):
         return sub
     if name == 'ros':
         sub = commands.add_parser('ros', help='latency, drops and CPU of the node graph')
-        sub.add_argument('--rates', type=float, nargs='+', default=[30.0, 60.0])
+        sub.add_argument('--rates', type=_positive_float, nargs='+', default=[30.0, 60.0])
         sub.add_argument('--duration', type=float, default=20.0, help='measured seconds')
         sub.add_argument('--warmup', type=float, default=5.0, help='unmeasured seconds first')
         sub.add_argument('--annotated', choices=('both', 'no', 'yes'), default='both',
