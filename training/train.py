@@ -117,6 +117,10 @@ def parse_args(argv=None):
                         default=','.join(map(str, classifier.DEFAULT_CONV_CHANNELS)),
                         help='conv block widths, comma separated (default %(default)s)')
     parser.add_argument('--margin', type=float, default=classifier.DEFAULT_MARGIN)
+    parser.add_argument('--photometric', choices=classifier.PHOTOMETRIC_NORMALISATIONS,
+                        default=classifier.DEFAULT_PHOTOMETRIC,
+                        help='per-crop photometric normalisation in preprocess_face, recorded in '
+                             'the model file (default %(default)s)')
     parser.add_argument('--epochs', type=int, default=40)
     parser.add_argument('--patience', type=int, default=6,
                         help='stop after this many epochs without a better validation loss')
@@ -245,7 +249,8 @@ def train(args):
         model.load_state_dict(initial.state_dict())
         print(f'starting from the weights of {args.init}', flush=True)
     preprocessing = {'input_size': args.input_size, 'margin': args.margin,
-                     'mean': classifier.DEFAULT_MEAN, 'std': classifier.DEFAULT_STD}
+                     'mean': classifier.DEFAULT_MEAN, 'std': classifier.DEFAULT_STD,
+                     'photometric': args.photometric}
 
     samples, summary = data_lib.load_samples(
         args.data, args.face_detector, args.incorrect_as, args.cache_dir,
@@ -373,7 +378,8 @@ def train(args):
         'command': 'python -m training.train ' + ' '.join(sys.argv[1:])}
     metadata = {
         'margin': args.margin, 'mean': list(classifier.DEFAULT_MEAN),
-        'std': list(classifier.DEFAULT_STD), 'training_data': training_data,
+        'std': list(classifier.DEFAULT_STD), 'photometric': args.photometric,
+        'training_data': training_data,
         'metrics': {'val_accuracy': val_metrics['accuracy'], 'val_loss': val_loss,
                     'val_per_class': val_metrics['per_class'],
                     'val_confusion_matrix': val_metrics['confusion_matrix']['matrix'],

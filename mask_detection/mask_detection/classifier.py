@@ -36,6 +36,17 @@ DEFAULT_MARGIN = 0.15
 # Normalisation applied to RGB values scaled to [0, 1]: (x - mean) / std per channel.
 DEFAULT_MEAN = (0.5, 0.5, 0.5)
 DEFAULT_STD = (0.5, 0.5, 0.5)
+# Photometric normalisation of each face crop before scaling. 'none': the pixels as they are (every
+# model file without the entry). 'clahe_luma': on the crop's luminance (Lab L, chroma kept) a
+# stretch of its 1-99 % range to the full range, centred on mid-grey (gain capped), then
+# contrast-limited adaptive histogram equalisation: a uniformly dark face against a bright wall
+# shows its nostrils, lips and mouth again, while a plain black mask stays plain (the gain cap and
+# CLAHE's clip limit keep flat regions from being amplified into texture).
+PHOTOMETRIC_NORMALISATIONS = ('none', 'clahe_luma')
+DEFAULT_PHOTOMETRIC = 'none'
+CLAHE_CLIP_LIMIT = 2.0
+CLAHE_TILES = (2, 2)
+STRETCH_MAX_GAIN = 4.0
 
 MODEL_FILE_NAME = 'mask_classifier.pt'
 
@@ -152,18 +163,43 @@ def crop_square(bgr, box, margin=DEFAULT_MARGIN):
     return crop
 
 
+def normalise_photometry(bgr, method):
+    """Return the uint8 BGR crop with ``method`` (one of PHOTOMETRIC_NORMALISATIONS) applied."""
+    if method == 'none':
+        return bgr
+    if method == 'clahe_luma':
+        lab = cv2.cvtColor(bgr, cv2.COLOR_BGR2LAB)
+        luma = lab[:, :, 0].astype(np.float32)
+        low, high = np.percentile(luma, (1.0, 99.0))
+        # Stretch the crop's luminance range first (a dim crop uses a fraction of it), with the
+        # gain capped so that sensor noise on a plain patch is not blown up into texture.
+        gain = min(STRETCH_MAX_GAIN, 255.0 / max(float(high - low), 1.0))
+        luma = np.clip((luma - 0.5 * (low + high)) * gain + 127.5, 0.0, 255.0)
+        clahe = cv2.createCLAHE(clipLimit=CLAHE_CLIP_LIMIT, tileGridSize=CLAHE_TILES)
+        lab[:, :, 0] = clahe.apply(luma.round().astype(np.uint8))
+        return cv2.cvtColor(lab, cv2.COLOR_LAB2BGR)
+    raise ValueError(f'photometric normalisation {method!r} is not one of '
+                     f'{PHOTOMETRIC_NORMALISATIONS}')
+
+
 def preprocess_face(bgr, box, input_size=DEFAULT_INPUT_SIZE, margin=DEFAULT_MARGIN,
-                    mean=DEFAULT_MEAN, std=DEFAULT_STD):
+                    mean=DEFAULT_MEAN, std=DEFAULT_STD, photometric=DEFAULT_PHOTOMETRIC):
     """Return the network input for one face: float32 (3, input_size, input_size).
 
     THE preprocessing used by training and inference alike: square crop of the box with a margin
     (black outside the image), BGR->RGB, resize (area when shrinking, linear when enlarging),
-    scale to [0, 1], subtract ``mean`` and divide by ``std`` per channel.
+    ``photometric`` normalisation of the resized crop (see PHOTOMETRIC_NORMALISATIONS), scale to
+    [0, 1], subtract ``mean`` and divide by ``std`` per channel.
     """
+    if photometric not in PHOTOMETRIC_NORMALISATIONS:
+        raise ValueError(f'photometric normalisation {photometric!r} is not one of '
+                         f'{PHOTOMETRIC_NORMALISATIONS}')
     bgr = as_bgr_image(bgr)
     crop = crop_square(bgr, box, margin)
     interpolation = cv2.INTER_AREA if crop.shape[0] > input_size else cv2.INTER_LINEAR
     resized = cv2.resize(crop, (int(input_size), int(input_size)), interpolation=interpolation)
+    # After the resize: the network's 48 px view is what gets equalised, at a fixed cost per face.
+    resized = normalise_photometry(resized, photometric)
     rgb = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB).astype(np.float32) * np.float32(1.0 / 255.0)
     rgb -= np.asarray(mean, dtype=np.float32)
     rgb /= np.asarray(std, dtype=np.float32)
@@ -175,7 +211,17 @@ def preprocessing_settings(metadata):
     return {'input_size': int(metadata['input_size']),
             'margin': float(metadata.get('margin', DEFAULT_MARGIN)),
             'mean': tuple(float(v) for v in metadata.get('mean', DEFAULT_MEAN)),
-            'std': tuple(float(v) for v in metadata.get('std', DEFAULT_STD))}
+            'std': tuple(float(v) for v in metadata.get('std', DEFAULT_STD)),
+            # Files written before the entry existed were trained on unnormalised crops.
+            'photometric': _photometric_setting(metadata)}
+
+
+def _photometric_setting(metadata):
+    method = metadata.get('photometric', DEFAULT_PHOTOMETRIC)
+    if method not in PHOTOMETRIC_NORMALISATIONS:
+        raise ValueError(f'photometric normalisation {method!r} is not one of '
+                         f'{PHOTOMETRIC_NORMALISATIONS}')
+    return method
 
 
 def calibration_temperature(metadata):
@@ -203,6 +249,7 @@ def save_model_file(path, model, metadata=None):
     meta.setdefault('margin', DEFAULT_MARGIN)
     meta.setdefault('mean', list(DEFAULT_MEAN))
     meta.setdefault('std', list(DEFAULT_STD))
+    meta.setdefault('photometric', DEFAULT_PHOTOMETRIC)
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     payload = {'format': FILE_FORMAT, 'format_version': FILE_FORMAT_VERSION,
                'metadata': json.dumps(meta, sort_keys=True), 'state_dict': state}

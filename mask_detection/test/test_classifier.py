@@ -370,3 +370,83 @@ def test_corrupt_model_file_is_refused_before_any_export(tmp_path):
     with pytest.raises(ModelFileError, match=f'^mask classifier model file {bad}: ') as error:
         MaskClassifier(bad, engine='onnxruntime')
     assert '\n' not in str(error.value)
+
+
+def _luminance_std(tensor):
+    # Network input back to [0, 1] RGB, then Rec. 601 luma: the contrast the network sees.
+    rgb = tensor * 0.5 + 0.5
+    return float((0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]).std())
+
+
+def test_clahe_luma_restores_the_contrast_of_a_dim_face(astronaut_bgr):
+    # The astronaut at 15 % exposure: a dim webcam face. Without normalisation the network sees
+    # about 15 % of the bright face's contrast (the scaling is linear); with CLAHE on luminance
+    # the dim face's contrast is back to at least half of the bright, unnormalised face's.
+    dim = (astronaut_bgr.astype(np.float32) * 0.15).round().astype(np.uint8)
+    bright_plain = _luminance_std(classifier.preprocess_face(astronaut_bgr, FACE, 48))
+    dim_plain = _luminance_std(classifier.preprocess_face(dim, FACE, 48))
+    dim_clahe = _luminance_std(classifier.preprocess_face(dim, FACE, 48,
+                                                          photometric='clahe_luma'))
+    assert 0.12 < dim_plain / bright_plain < 0.18
+    assert dim_clahe > 0.5 * bright_plain
+    assert dim_clahe > 3 * dim_plain
+
+
+def test_clahe_luma_leaves_a_plain_dark_patch_plain():
+    # A uniform black-mask-like patch must not gain texture: CLAHE of a constant is a constant.
+    patch = np.full((120, 120, 3), 25, np.uint8)
+    tensor = classifier.preprocess_face(patch, (20, 20, 80, 80), 48, photometric='clahe_luma')
+    assert float(tensor.std()) == 0.0
+
+
+def test_clahe_luma_keeps_colour_order(astronaut_bgr):
+    # Luminance only: skin stays redder than blue.
+    tensor = classifier.preprocess_face(astronaut_bgr, FACE, 48, photometric='clahe_luma')
+    assert tensor[0].mean() > tensor[2].mean()
+
+
+def test_preprocess_face_rejects_unknown_photometric(astronaut_bgr):
+    with pytest.raises(ValueError, match='photometric'):
+        classifier.preprocess_face(astronaut_bgr, FACE, 48, photometric='equalise')
+
+
+def test_file_without_photometric_entry_preprocesses_as_before(tmp_path, astronaut_bgr):
+    # Model files written before the entry existed (the shipped one included) were trained on
+    # unnormalised crops: they must get exactly the old input, i.e. the hand computation above.
+    path = tmp_path / 'old.pt'
+    classifier.save_model_file(path, _model())
+    payload = torch.load(path, weights_only=True)
+    metadata = json.loads(payload['metadata'])
+    del metadata['photometric']
+    payload['metadata'] = json.dumps(metadata)
+    torch.save(payload, path)
+    model = MaskClassifier(path)
+    assert model.preprocessing['photometric'] == 'none'
+    x, y, w, h = FACE
+    side = max(w, h) * (1 + 2 * classifier.DEFAULT_MARGIN)
+    left, top = int(x + w / 2 - side / 2 + 0.5), int(y + h / 2 - side / 2 + 0.5)
+    crop = astronaut_bgr[top:top + round(side), left:left + round(side)]
+    rgb = cv2.resize(crop, (32, 32), interpolation=cv2.INTER_AREA)[:, :, ::-1]
+    expected = ((rgb.astype(np.float32) / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)
+    np.testing.assert_allclose(model.preprocess(astronaut_bgr, [FACE])[0], expected, atol=1e-6)
+
+
+def test_shipped_model_file_has_no_photometric_entry_and_loads():
+    model = MaskClassifier(classifier.default_model_path())
+    assert 'photometric' not in model.metadata
+    assert model.preprocessing['photometric'] == 'none'
+
+
+def test_metadata_photometric_is_applied(tmp_path, astronaut_bgr):
+    path = tmp_path / 'clahe.pt'
+    classifier.save_model_file(path, _model(), {'photometric': 'clahe_luma'})
+    model = MaskClassifier(path)
+    expected = classifier.preprocess_face(astronaut_bgr, FACE, 32, photometric='clahe_luma')
+    np.testing.assert_array_equal(model.preprocess(astronaut_bgr, [FACE])[0], expected)
+    assert not np.array_equal(expected, classifier.preprocess_face(astronaut_bgr, FACE, 32))
+
+
+def test_unknown_photometric_in_file_is_refused(tmp_path):
+    path = tmp_path / 'bad.pt'
+    classifier.save_model_file(path, _model(), {'photometric': 'equalise'})
+    _assert_model_file_error(path, 'photometric')
