@@ -67,6 +67,22 @@ def test_train_writes_model_metrics_and_plots(tiny_voc, tiny_imagefolder, tmp_pa
     assert not set(split['train_images']) & set(split['val_images'])
     for name in ('curves.png', 'confusion.png'):
         assert cv2.imread(str(report / name)) is not None
+    # Without --photometric the crops are unnormalised, as in every earlier model file.
+    assert metadata['photometric'] == 'none'
+
+
+@pytest.mark.slow
+def test_train_records_photometric_normalisation(tiny_imagefolder, tmp_path):
+    out = tmp_path / 'model.pt'
+    code = train.main(['--data', str(tiny_imagefolder), '--out', str(out),
+                       '--report-dir', str(tmp_path / 'report'), '--no-detect',
+                       '--input-size', '32', '--channels', '8,16', '--epochs', '1',
+                       '--batch-size', '8', '--workers', '0', '--val-fraction', '0.3',
+                       '--photometric', 'clahe_luma', '--no-progress'])
+    assert code == 0
+    _, metadata = classifier.load_model_file(out)
+    assert metadata['photometric'] == 'clahe_luma'
+    assert classifier.MaskClassifier(out).preprocessing['photometric'] == 'clahe_luma'
 
 
 def test_train_reports_a_missing_folder(tmp_path, capsys):
