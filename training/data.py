@@ -437,12 +437,17 @@ class AugmentConfig:
     small_face_p: float = 0.5       # shrink the region so the face is 10-48 px, like scene faces
     small_face_range: tuple = (10, 48)
     webcam_p: float = 0.0           # webcam conditions (training/conditions.py), 1 or 2 of them
+    darker_skin_p: float = 0.0      # conditions.darker_skin, before every other augmentation
 
 
 def augment_region(region, rng, config):
     """Return (augmented uint8 BGR image, jittered box) for one training sample."""
     image = region.image
     x, y, w, h = region.box
+    if config.darker_skin_p and rng.random() < config.darker_skin_p:
+        # The person before the camera: skin first, then optics and the camera's own effects.
+        from training.conditions import darker_skin
+        image = darker_skin(image, region.box, rng)
     cx, cy = x + w / 2.0, y + h / 2.0
     if config.small_face_p and rng.random() < config.small_face_p:
         target = rng.uniform(*config.small_face_range)

@@ -161,6 +161,9 @@ def parse_args(argv=None):
     parser.add_argument('--webcam-p', type=float, default=0.0,
                         help='probability of webcam conditions (backlight, low light + noise, '
                              'upscaled small frame, colour cast, motion blur, codec)')
+    parser.add_argument('--darker-skin-p', type=float, default=0.0,
+                        help='probability of rendering the face as darker skin '
+                             '(training/conditions.darker_skin; label unchanged)')
     parser.add_argument('--samples-per-epoch', type=int, default=0,
                         help='faces drawn per epoch (0 = the number of training faces)')
     parser.add_argument('--init', metavar='FILE',
@@ -281,7 +284,8 @@ def train(args):
         print(f'synthetic faces: {len(drawn)} drawn on {synthetic_info.get("faces")} real '
               f'unmasked faces ({_class_counts(drawn)})', flush=True)
     val_inputs, val_labels = data_lib.eval_tensors(val_samples, preprocessing, progress)
-    augment = None if args.no_augment else data_lib.AugmentConfig(webcam_p=args.webcam_p)
+    augment = None if args.no_augment else data_lib.AugmentConfig(
+        webcam_p=args.webcam_p, darker_skin_p=args.darker_skin_p)
     dataset = AugmentedFaces(regions + drawn, preprocessing, augment, args.seed)
     weights = _sampling_weights(train_samples, regions, drawn, args)
     epoch_size = args.samples_per_epoch or len(regions)

@@ -96,3 +96,29 @@ def test_training_augmentation_applies_webcam_conditions(photo):
     changed = [data_lib.augment_region(region, np.random.default_rng(seed), webcam)[0]
                for seed in range(5)]
     assert all(not np.array_equal(image, region.image) for image in changed)
+
+
+def test_darker_skin_darkens_the_face_only_and_keeps_its_detail(photo):
+    out = conditions.darker_skin(photo, FACE, np.random.default_rng(0), gamma=2.2)
+    assert out.shape == photo.shape and out.dtype == np.uint8
+    assert _face(out).mean() < 0.7 * _face(photo).mean()
+    corner = (slice(0, 40), slice(0, 40))
+    assert np.array_equal(_grey(out)[corner], _grey(photo)[corner])
+    # A gamma keeps the face's structure: its grey levels still rank as before (lips, eyes).
+    face_in, face_out = _face(photo).ravel(), _face(out).ravel()
+    assert np.corrcoef(face_in, face_out)[0, 1] > 0.9
+    assert face_out.std() > 0.25 * face_in.std()
+
+
+def test_training_augmentation_applies_darker_skin(photo):
+    region = data_lib.cut_region(photo, FACE, 96)
+    region.label = 0
+    plain = data_lib.AugmentConfig(colour_p=0, grey_p=0, blur_p=0, jpeg_p=0, noise_p=0,
+                                   small_face_p=0, rotation_p=0, flip=0, scale_jitter=0,
+                                   shift_jitter=0, aspect_jitter=0)
+    darker = data_lib.AugmentConfig(**{**plain.__dict__, 'darker_skin_p': 1.0})
+    x, y, w, h = (int(round(v)) for v in region.box)
+    face = (slice(y, y + h), slice(x, x + w))
+    for seed in range(3):
+        image, _ = data_lib.augment_region(region, np.random.default_rng(seed), darker)
+        assert _grey(image)[face].mean() < 0.8 * _grey(region.image)[face].mean()
