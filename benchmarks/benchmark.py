@@ -613,7 +613,7 @@ def build_parser():
 
     pipe = commands.add_parser('pipeline', help='frames/s and per-stage ms, naive vs project')
     pipe.add_argument('--images', type=image_folder,
-                       help='folder of images (default: the detection dev set)')
+                      help='folder of images (default: the detection dev set)')
     pipe.add_argument('--size', type=parse_size, default=(640, 480), help='frame size WxH')
     pipe.add_argument('--frames', type=int, default=40, help='number of distinct frames')
     pipe.add_argument('--rounds', type=int, default=3, help='interleaved passes over the frames')
@@ -639,7 +639,7 @@ def build_parser():
 
     cls = commands.add_parser('classifier', help='classifier execution variants (channels_last..)')
     cls.add_argument('--images', type=image_folder,
-                      help='folder of images (default: the detection dev set)')
+                     help='folder of images (default: the detection dev set)')
     cls.add_argument('--size', type=parse_size, default=(640, 480), help='frame size WxH')
     cls.add_argument('--frames', type=int, default=40)
     cls.add_argument('--rounds', type=int, default=3)
