@@ -544,6 +544,14 @@ def main(argv=None):
     if any(stride < 1 or abs(args.fps / stride - rate) > 1e-6
            for rate, stride in strides.items()):
         parser.error(f'every rate of --rates must divide --fps ({args.fps:g}): {args.rates}')
+    if args.split is not None:
+        # Checked now, not after the pipeline has been built and the clips rendered.
+        try:
+            json.loads(args.split.read_text())
+        except OSError as error:
+            parser.error(f'--split {args.split}: {error.strerror}')
+        except ValueError as error:
+            parser.error(f'--split {args.split}: not a JSON split file ({error})')
 
     rng = random.Random(args.seed)
     voc = args.voc if args.voc.is_dir() else None

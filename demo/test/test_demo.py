@@ -258,6 +258,27 @@ def test_demo_says_clearly_when_the_video_or_camera_is_missing(tmp_path):
     assert result.returncode == 1 and 'text.mp4' in result.stderr
 
 
+def test_demo_says_a_video_directory_is_a_directory(tmp_path):
+    result = _run_demo(['--video', str(tmp_path), '--output-dir', str(tmp_path / 'out')])
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f'video {tmp_path} is a directory, not a video file' in result.stderr
+    assert 'does not exist' not in result.stderr and 'Traceback' not in result.stderr
+
+
+@pytest.mark.graph
+def test_a_node_the_demo_stops_before_its_signal_handler_is_not_a_failure(tmp_path):
+    """SIGTERM during the node's imports ends it with -15: the demo reports 'stopped'."""
+    from tools.ros_graph import NodeProcess
+
+    from demo.runner import stop_node
+    node = NodeProcess('camera_node', ros_domain_id(), tmp_path).start()
+    code = stop_node(node, 10.0)     # at once: rclpy and OpenCV are still being imported
+    assert node.process.returncode in (-15, 0), node.log()
+    assert code == ('stopped' if node.process.returncode == -15 else 0)
+    # A process that was not running when stopped keeps its own exit code.
+    assert stop_node(node, 10.0) == node.process.returncode
+
+
 def _stamp(record):
     return record['stamp']['sec'] + record['stamp']['nanosec'] * 1e-9
 
