@@ -74,7 +74,10 @@ class Frames:
 @pytest.mark.graph
 @pytest.mark.parametrize('enabled', [False, True])
 def test_tracking_enabled_switches_track_ids_and_visitor_events(tmp_path, enabled):
-    """tracking.enabled false: track_id 0, no visitor_events; true: one track, announced."""
+    """tracking.enabled false: track_id 0, no visitor_events; true: one track, announced.
+
+    Started with false, it is then switched on at run time (SetParameters).
+    """
     domain = ros_domain_id()
     with GraphClient(domain) as client:
         events = []
@@ -91,6 +94,12 @@ def test_tracking_enabled_switches_track_ids_and_visitor_events(tmp_path, enable
             client.spin_for(0.5)
             faces = [frames.face() for _ in range(6)]
             client.spin_until(lambda: events, timeout=3)
+            if not enabled:
+                events_while_off = list(events)
+                # Switched on at run time: a tracker starts, the next frames get a track.
+                assert client.set_parameters(NODE, {'tracking.enabled': True})[0].successful
+                later = [frames.face() for _ in range(4)]
+                assert client.spin_until(lambda: events, timeout=10), detector.log()
             assert detector.running, detector.log()
             assert detector.stop() == 0, detector.log()
     if enabled:
@@ -102,7 +111,11 @@ def test_tracking_enabled_switches_track_ids_and_visitor_events(tmp_path, enable
     else:
         assert 'tracking off' in detector.log()
         assert [face.track_id for face in faces] == [0] * 6
-        assert events == []
+        assert events_while_off == []
+        track_ids = {face.track_id for face in later}
+        assert len(track_ids) == 1 and track_ids != {0}, track_ids
+        assert [(event.event, event.track_id) for event in events] == [
+            (VisitorEvent.VISITOR_APPEARED, later[0].track_id)]
 
 
 @pytest.mark.graph
