@@ -205,6 +205,9 @@ ARGPARSE_ONLY = {
 }
 
 
+# Flags whose value is a file or folder the command reads: it must exist as written.
+INPUT_FLAGS = {'--data', '--voc', '--data-root', '--images', '--split', '--heldout', '--model',
+               '--init', '--frame'}
 # Flags that take no value: what follows them is not theirs when they are dropped.
 FLAGS_WITHOUT_VALUE = {'-s', '--help', '--speak', '--no-dataset', '--sweep', '--no-viewer'}
 
@@ -299,6 +302,9 @@ def test_documented_arguments_parse(command, tmp_path, capsys, monkeypatch):
         assert (ROOT / command.script).is_file(), f'{command}: no such file'
     argv = _concrete_args(command, tmp_path)
     _skip_without(_shared_paths(command, argv))
+    missing = [value for flag, value in zip(argv, argv[1:])
+               if flag in INPUT_FLAGS and not (ROOT / value).exists()]
+    assert not missing, f'{command}: no such file or folder: {missing}'
     module = _parser_module(command)
     assert hasattr(module, 'parse_args'), f'{command}: {module.__name__} has no parse_args(argv)'
     try:
@@ -471,3 +477,18 @@ def test_documented_launch_arguments_exist():
     for where, launch_file, arguments in LAUNCH_COMMANDS:
         unknown = set(arguments) - declared[launch_file]
         assert not unknown, f'{where}: {launch_file} has no argument(s) {sorted(unknown)}'
+
+
+def test_documented_installed_files_exist():
+    """Node executables and share/ files the documents name are what make setup installs."""
+    install = ROOT / 'install' / 'mask_detection'
+    if not install.is_dir():
+        pytest.skip(f'{install} is not built (make setup)')
+    named = [(where, m.group(0)) for where, m in _written(r'install/mask_detection/[\w/.-]+')]
+    named += [(where, f'install/mask_detection/lib/mask_detection/{m.group(1)}')
+              for where, m in _written(r'ros2 run mask_detection (\w+)')]
+    named += [(where, f'install/mask_detection/share/mask_detection/{m.group(1)}')
+              for where, m in _written(r'(?<![\w/])(config/[\w.]+\.(?:yaml|xml))')]
+    assert len(named) >= 10, named
+    missing = [(where, path) for where, path in named if not (ROOT / path).exists()]
+    assert not missing, f'documented but not installed: {missing}'
