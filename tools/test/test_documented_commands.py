@@ -492,3 +492,15 @@ def test_documented_installed_files_exist():
     assert len(named) >= 10, named
     missing = [(where, path) for where, path in named if not (ROOT / path).exists()]
     assert not missing, f'documented but not installed: {missing}'
+
+
+def test_documented_demo_args_parse():
+    """`make demo DEMO_ARGS=...` hands these to python -m demo: its parser must take them."""
+    from demo.runner import parse_args
+    values = [(where, m.group(1)) for where, m in _written(r'DEMO_ARGS=(\S+)')]
+    assert values, 'the README documents DEMO_ARGS'
+    for where, value in values:
+        try:
+            parse_args(shlex.split(value))
+        except SystemExit:
+            pytest.fail(f'{where}: DEMO_ARGS={value} is not an option of python -m demo')
