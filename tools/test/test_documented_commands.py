@@ -504,3 +504,15 @@ def test_documented_demo_args_parse():
             parse_args(shlex.split(value))
         except SystemExit:
             pytest.fail(f'{where}: DEMO_ARGS={value} is not an option of python -m demo')
+
+
+def test_documented_git_objects_exist():
+    """`git show REV:PATH > FILE` (the previous model) names a file in the git history."""
+    objects = [(where, m.group(1)) for where, m in _written(r'git show (\w+:[\w/.-]+)')]
+    assert objects, 'the model card documents how to get the previous model'
+    if not (ROOT / '.git').exists():
+        pytest.skip('not a git checkout')
+    for where, name in objects:
+        result = subprocess.run(['git', 'cat-file', '-e', name], cwd=ROOT, capture_output=True,
+                                text=True, timeout=60)
+        assert result.returncode == 0, f'{where}: git has no {name} ({result.stderr.strip()})'
