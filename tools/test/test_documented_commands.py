@@ -154,28 +154,29 @@ def documented_commands():
 COMMANDS = documented_commands()
 
 # One documented command of each kind runs for real (the one with the most arguments), with
-# these flags set to their smallest size (flag -> value; None removes the flag).  'needs'
-# names a folder of ../shared/data the run needs; 'extra' adds arguments.
+# the flags of 'set' set to their smallest size (added when not documented) and those of 'drop'
+# removed.  'needs' names a folder of ../shared/data the run needs; 'graph' marks runs that
+# start ROS 2 processes.  TMP/ is a temporary folder, SHARED/ is ../shared/data.
 SMALL_RUNS = {
     'demo': dict(set={'--duration': '3', '--output-dir': 'TMP/demo', '--no-viewer': ''},
-                 drop={'--help', '--speak', '--detector-param'}, slow=True),
+                 drop={'--help', '--speak', '--detector-param'}, graph=True),
     'benchmarks.benchmark pipeline': dict(set={'--frames': '2', '--rounds': '1',
                                                '--threads': '1', '--json': 'TMP/pipeline.json'},
-                                          drop={'--variant'}, slow=True),
+                                          drop={'--variant'}),
     'benchmarks.benchmark classifier': dict(set={'--frames': '2', '--rounds': '1',
                                                  '--batch-sizes': '1 2',
-                                                 '--torch-threads': '1'}, slow=True),
+                                                 '--torch-threads': '1'}),
     'benchmarks.benchmark scales': dict(set={'--data': 'SMALL_VOC', '--scales': '0.5',
                                              '--max-sides': '320'}, needs=DEV_SET),
     'benchmarks.benchmark ros': dict(set={'--rates': '30', '--duration': '2', '--warmup': '1',
                                           '--annotated': 'no', '--json': 'TMP/ros.json'},
-                                     drop={'--param'}, slow=True),
+                                     drop={'--param'}, graph=True),
     'benchmarks.detector_benchmark': dict(set={'--data': 'SMALL_VOC', '--repeats': '2',
                                                '--scales': '0.5', '--refine': '0 0.2'},
                                           drop={'--no-dataset'}, needs=DEV_SET),
     'benchmarks.viewer_benchmark': dict(set={'--clients': '1', '--duration': '2',
                                              '--warmup': '1', '--log-dir': 'TMP/viewer'},
-                                        slow=True),
+                                        graph=True),
     'training.evaluate detect': dict(set={'--max-images': '3', '--json': 'TMP/detect.json'},
                                      needs=DEV_SET),
     'training.evaluate classify': dict(set={'--max-images': '2', '--json': 'TMP/classify.json',
@@ -184,14 +185,15 @@ SMALL_RUNS = {
     'training.heldout': dict(set={'--out': 'TMP/heldout_split.json'}, needs='.'),
     'training.robustness': dict(set={'--data': 'SHARED/real-world-masks/collins_webcam',
                                      '--val-fraction': '0.1', '--json': 'TMP/robustness.json'},
-                                needs='real-world-masks', slow=True),
+                                needs='real-world-masks'),
     'benchmarks/memory_soak.py': dict(set={'--duration': '3', '--interval': '1', '--warmup': '1',
-                                           '--json': 'TMP/soak.json'}, slow=True),
+                                           '--json': 'TMP/soak.json'}, graph=True),
     'training.track_eval': dict(set={'--clips': '1', '--frames': '12', '--rates': '30,15,5',
                                      '--cache': 'TMP/clips.json'},
-                                needs=DEV_SET, slow=True),
+                                needs=DEV_SET),
+    # Documented test runs are collected, not run: the tests run in the suite themselves.
     'pytest': dict(set={'--collect-only': '', '-q': ''}, drop={'-s'}),
-    'python -c': dict(),
+    'python -c': dict(),  # the model card's metadata one-liner, as written
 }
 
 # Documented commands only checked by the argparse test, and why they are not run here.
@@ -315,6 +317,7 @@ def test_documented_arguments_parse(command, tmp_path, capsys, monkeypatch):
             f'{command}\n  parsed as {argv}\n  {error.strip()}'
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('command', [c for c in COMMANDS if c.module == 'pytest'],
                          ids=lambda c: f'{c.where} {c.kind}')
 def test_documented_pytest_commands_select_tests(command, tmp_path):
@@ -402,7 +405,7 @@ REPRESENTATIVES = _representatives()
 
 @pytest.mark.parametrize(
     'key', [pytest.param(key, marks=[pytest.mark.slow, pytest.mark.graph]
-                         if SMALL_RUNS[key].get('slow') else [])
+                         if SMALL_RUNS[key].get('graph') else [pytest.mark.slow])
             for key in SMALL_RUNS if key != 'pytest'])
 def test_documented_command_runs_at_its_smallest_size(key, tmp_path):
     assert key in REPRESENTATIVES, f'SMALL_RUNS[{key!r}]: no such command is documented'
