@@ -672,8 +672,12 @@ def build_parser():
     return parser
 
 
+def parse_args(argv=None):
+    return build_parser().parse_args(argv)
+
+
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     return args.func(args)
 
 

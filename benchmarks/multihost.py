@@ -397,7 +397,7 @@ def _row(s):
             f'{s["load_average"][1][0] if s["load_average"][1] else "?"}')
 
 
-def main(argv=None):
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     commands = parser.add_subparsers(dest='command')
     listen = commands.add_parser('listen', help='(internal) the listener process')
@@ -422,7 +422,11 @@ def main(argv=None):
     parser.add_argument('--log-dir')
     parser.add_argument('--json')
     parser.set_defaults(func=benchmark_main)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
     return args.func(args)
 
 

@@ -509,7 +509,8 @@ def build_pipeline(args):
     return config, MaskDetectionPipeline(config)
 
 
-def main(argv=None):
+def parse_args(argv=None):
+    """Parse and check the command line; ``rate_list`` holds the rates of --rates."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--voc', type=Path, default=DEFAULT_VOC,
                         help='VOC detection set (images/, annotations/); the astronaut photo '
@@ -552,7 +553,14 @@ def main(argv=None):
             parser.error(f'--split {args.split}: {error.strerror}')
         except ValueError as error:
             parser.error(f'--split {args.split}: not a JSON split file ({error})')
+    args.rate_list = rates
+    return args
 
+
+def main(argv=None):
+    args = parse_args(argv)
+    rates = args.rate_list
+    strides = {rate: round(args.fps / rate) if rate > 0 else 0 for rate in rates}
     rng = random.Random(args.seed)
     voc = args.voc if args.voc.is_dir() else None
     if voc is None:
@@ -606,7 +614,8 @@ def main(argv=None):
     print(format_gaps(gap_rows))
     if args.json is not None:
         args.json.write_text(json.dumps({
-            'settings': {key: str(value) for key, value in vars(args).items()},
+            'settings': {key: str(value) for key, value in vars(args).items()
+                         if key != 'rate_list'},
             'pipeline': pipeline_text,
             'defaults': asdict(TrackerConfig()),
             'rows': [{'tracker': name, **metrics} for name, metrics in rows],
