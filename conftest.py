@@ -33,6 +33,23 @@ os.environ['ROS_DOMAIN_ID'] = str(ros_domain_id())
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 
 
+def shipped_model_path():
+    """Return the shipped classifier model file; fail (not skip) when it is missing.
+
+    The model is committed (mask_detection/models/), so its absence is a broken checkout.
+    """
+    from mask_detection import classifier
+    path = classifier.default_model_path()
+    assert path.is_file(), f'the shipped model {path} is missing (it is committed to the repo)'
+    return path
+
+
+@pytest.fixture(scope='session')
+def model_path():
+    """Return the shipped classifier model: tests use the real trained model, never random ones."""
+    return shipped_model_path()
+
+
 def shared_dataset(name):
     """Return the path of a data set in ../shared/data, or skip the test saying why."""
     path = SHARED_DATA / name
@@ -40,3 +57,4 @@ def shared_dataset(name):
         pytest.skip(f'data set {name} not found at {path} (it lives in ../shared/data, '
                     'which is not part of the repository)')
     return path
+

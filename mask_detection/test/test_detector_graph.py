@@ -1,7 +1,7 @@
 """detector_node: its helpers, and the installed node on a real DDS graph.
 
-The graph tests use a classifier model file with random weights (or the shipped model when it
-exists): they check where the face is, the headers and the annotation colours, not the label.
+The graph tests use the shipped model (the conftest's model_path fixture): they check where the
+face is, its label (the astronaut wears no mask), the headers and the annotation colours.
 """
 import array
 import dataclasses
@@ -19,9 +19,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 import skimage.data
-import torch
 
-from mask_detection import classifier
 from mask_detection import detector_node
 from mask_detection.pipeline import MaskDetectionPipeline, PipelineConfig
 from mask_detection_msgs.msg import MaskDetection, MaskDetectionArray, VisitorEvent
@@ -32,18 +30,6 @@ BOX_TOLERANCE_PX = 3
 
 
 @pytest.fixture(scope='module')
-def model_path(tmp_path_factory):
-    """Return the shipped model, or a random-weight model file in tmp when none is shipped."""
-    shipped = classifier.default_model_path()
-    if shipped.is_file():
-        return shipped
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp('model') / 'random_weights.pt'
-    classifier.save_model_file(path, classifier.MaskNet(), {'note': 'random weights (test)'})
-    return path
-
-
-@pytest.fixture(scope='module')
 def expected_detections(model_path):
     """Return what the pipeline, configured like the node's defaults, finds in the astronaut."""
     values = {spec.name: spec.default for spec in detector_node.parameter_specs()}
@@ -51,6 +37,8 @@ def expected_detections(model_path):
     detections = MaskDetectionPipeline(detector_node.pipeline_config(values)).process(
         ASTRONAUT).detections
     assert len(detections) == 1, f'expected one face in the astronaut photo: {detections}'
+    # The astronaut wears no mask: the shipped model must say so.
+    assert detections[0].label == MaskDetection.NO_MASK, detections
     return detections
 
 
