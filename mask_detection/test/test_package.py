@@ -99,8 +99,8 @@ def test_torch_is_documented_as_a_pip_dependency():
 
 @pytest.fixture(scope='module')
 def installed():
-    if not SHARE.is_dir():
-        pytest.skip(f'{INSTALL} does not exist: run `make setup` (colcon build) first')
+    # make setup builds install/ from this repository: its absence is a failure, not a skip.
+    assert SHARE.is_dir(), f'{SHARE} does not exist: run `make setup` (colcon build) first'
     return INSTALL
 
 
