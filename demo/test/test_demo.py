@@ -5,6 +5,7 @@ from pathlib import Path
 import re
 import subprocess
 import sys
+import time
 
 from conftest import ros_domain_id
 import cv2
@@ -199,9 +200,30 @@ def test_truth_agreement_knows_each_frame_from_the_camera_frame_digests(short_vi
     assert known['found'] == known['label_agrees'] == known['true_faces']
 
 
+def _cpu_seconds(pid):
+    """Return user + system CPU seconds of a process (from /proc/PID/stat)."""
+    fields = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
+def _wait_until_idle(client, pid, quiet_s=1.0, max_cpu_s=0.02, timeout=60.0):
+    """Spin until process ``pid`` used under ``max_cpu_s`` of CPU in ``quiet_s``: it is done.
+
+    A process with work waiting gets far more than that of a core, even on a busy machine.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = _cpu_seconds(pid)
+        client.spin_for(quiet_s)
+        if _cpu_seconds(pid) - before < max_cpu_s:
+            return True
+    return False
+
+
 @pytest.mark.graph
 def test_recorder_node_writes_every_file_when_stopped_with_sigterm(tmp_path):
     from tools.ros_graph import GraphClient, NodeProcess
+    from rclpy.duration import Duration
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
@@ -213,8 +235,9 @@ def test_recorder_node_writes_every_file_when_stopped_with_sigterm(tmp_path):
         with NodeProcess('demo_recorder', domain, tmp_path,
                          params={'output_dir': str(out)}) as recorder:
             reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-            arrays = client.publisher(MaskDetectionArray, 'detections', reliable)
-            images = client.publisher(Image, 'annotated_image', reliable)
+            # Deadlines for the recorder's start, generous for a busy machine.
+            arrays = client.publisher(MaskDetectionArray, 'detections', reliable, timeout=120)
+            images = client.publisher(Image, 'annotated_image', reliable, timeout=120)
             for index in range(20):
                 image = array_to_image_msg(portrait.bgr)
                 image.header.stamp = client.node.get_clock().now().to_msg()
@@ -226,7 +249,11 @@ def test_recorder_node_writes_every_file_when_stopped_with_sigterm(tmp_path):
                                                   label=MaskDetection.NO_MASK, track_id=1)]
                 arrays.publish(array)
                 client.spin_for(0.05)
-            client.spin_for(1.0)
+            # The publishers matched the recorder before publishing (client.publisher waits),
+            # so the reliable arrays all reach it: wait for its acknowledgement, then until it
+            # has handled them (it goes idle), and only then stop it.
+            assert arrays.wait_for_all_acked(Duration(seconds=30)), recorder.log()
+            assert _wait_until_idle(client, recorder.process.pid), recorder.log()
             assert recorder.running, recorder.log()
             assert recorder.stop() == 0, recorder.log()
     records = [json.loads(line) for line in (out / 'detections.jsonl').read_text().splitlines()]
