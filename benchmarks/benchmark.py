@@ -36,7 +36,7 @@ from mask_detection import classifier as classifier_module  # noqa: E402
 from mask_detection.faces import create_face_detector  # noqa: E402
 
 from benchmarks.common import (  # noqa: E402,I100 - the graph benchmark shares these
-    load_average, load_frames, parse_size, resolve_model_path, usable_cores)
+    image_folder, load_average, load_frames, parse_size, resolve_model_path, usable_cores)
 
 STAGES = ('convert', 'detect', 'classify', 'draw')
 # The original tutorial's Haar settings (the naive baseline).
@@ -612,7 +612,8 @@ def build_parser():
     commands = parser.add_subparsers(dest='command', required=True)
 
     pipe = commands.add_parser('pipeline', help='frames/s and per-stage ms, naive vs project')
-    pipe.add_argument('--images', help='folder of images (default: the detection dev set)')
+    pipe.add_argument('--images', type=image_folder,
+                      help='folder of images (default: the detection dev set)')
     pipe.add_argument('--size', type=parse_size, default=(640, 480), help='frame size WxH')
     pipe.add_argument('--frames', type=int, default=40, help='number of distinct frames')
     pipe.add_argument('--rounds', type=int, default=3, help='interleaved passes over the frames')
@@ -637,7 +638,8 @@ def build_parser():
     pipe.set_defaults(func=pipeline_main)
 
     cls = commands.add_parser('classifier', help='classifier execution variants (channels_last..)')
-    cls.add_argument('--images', help='folder of images (default: the detection dev set)')
+    cls.add_argument('--images', type=image_folder,
+                     help='folder of images (default: the detection dev set)')
     cls.add_argument('--size', type=parse_size, default=(640, 480), help='frame size WxH')
     cls.add_argument('--frames', type=int, default=40)
     cls.add_argument('--rounds', type=int, default=3)
@@ -670,8 +672,12 @@ def build_parser():
     return parser
 
 
+def parse_args(argv=None):
+    return build_parser().parse_args(argv)
+
+
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     return args.func(args)
 
 

@@ -30,6 +30,14 @@ def parse_size(text):
     return width, height
 
 
+def image_folder(text):
+    """Argparse type: --images must be an existing folder (checked before any work starts)."""
+    if not Path(text).is_dir():
+        what = 'is not a folder' if Path(text).exists() else 'does not exist'
+        raise argparse.ArgumentTypeError(f'image folder {text} {what}')
+    return text
+
+
 def load_frames(images=None, size=(640, 480), count=40):
     """Return (list of BGR frames of ``size``, description of their source).
 

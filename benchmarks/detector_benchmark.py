@@ -136,7 +136,7 @@ def frame_times(detectors: dict, frame: np.ndarray, repeats: int) -> dict:
     return {name: (float(np.median(t)), float(np.min(t))) for name, t in times.items()}
 
 
-def main(argv=None):
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--detector', default='centerface', choices=('haar', 'centerface'))
     parser.add_argument('--data', type=Path, default=DEFAULT_DATA)
@@ -160,6 +160,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not args.no_dataset and not (args.data / 'annotations').is_dir():
         parser.error(f'no VOC data set at {args.data} (pass --data or --no-dataset)')
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
     if args.threads:
         cv2.setNumThreads(args.threads)
     detectors = {}

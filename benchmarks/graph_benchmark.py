@@ -14,6 +14,7 @@ SIGTERM, then SIGKILL (see ../shared/ros2-pip/NOTES.md).
 """
 import argparse
 import array
+import difflib
 import json
 import os
 from pathlib import Path
@@ -467,9 +468,27 @@ def _positive_float(text):
     return value
 
 
+def _detector_parameter(text):
+    """Argparse type: NAME:=VALUE with a NAME that detector_node declares.
+
+    The node would silently ignore an unknown name, and the run would measure the defaults.
+    """
+    name, separator, _ = text.partition(':=')
+    if not separator or not name:
+        raise argparse.ArgumentTypeError(f'expected NAME:=VALUE, got {text!r}')
+    from mask_detection.detector_node import parameter_specs
+    known = [spec.name for spec in parameter_specs()]
+    if name not in known:
+        close = difflib.get_close_matches(name, known, n=3)
+        hint = f' (did you mean {", ".join(close)}?)' if close else ''
+        raise argparse.ArgumentTypeError(f'{name!r} is not a parameter of detector_node{hint}')
+    return text
+
+
 def _common(parser):
-    from benchmarks.common import parse_size
-    parser.add_argument('--images', help='folder of images (default: the detection dev set)')
+    from benchmarks.common import image_folder, parse_size
+    parser.add_argument('--images', type=image_folder,
+                        help='folder of images (default: the detection dev set)')
     parser.add_argument('--size', type=parse_size, default=(640, 480), help='frame size WxH')
     parser.add_argument('--frames', type=int, default=30, help='distinct frames, cycled')
 
@@ -506,7 +525,8 @@ def add_parser(commands, name):
         sub.add_argument('--annotated', choices=('no', 'yes'), default='no')
         sub.set_defaults(func=soak_main)
     _common(sub)
-    sub.add_argument('--param', action='append', metavar='NAME:=VALUE',
+    sub.add_argument('--param', action='append', type=_detector_parameter,
+                     metavar='NAME:=VALUE',
                      help='detector_node parameter (repeatable)')
     sub.add_argument('--image-topic', default='image')
     sub.add_argument('--detections-topic', default='detections')

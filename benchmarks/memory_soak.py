@@ -13,7 +13,13 @@ import sys
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.benchmark import main  # noqa: E402
+from benchmarks import benchmark  # noqa: E402
+
+
+def parse_args(argv=None):
+    """Parse the arguments of ``benchmark soak``."""
+    return benchmark.parse_args(['soak', *(sys.argv[1:] if argv is None else argv)])
+
 
 if __name__ == '__main__':
-    sys.exit(main(['soak', *sys.argv[1:]]))
+    sys.exit(benchmark.main(['soak', *sys.argv[1:]]))

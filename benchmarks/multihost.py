@@ -37,11 +37,10 @@ NETWORK_PROFILE = (REPO_ROOT / 'install' / 'mask_detection' / 'share' / 'mask_de
 def listen_main(args):
     """Record what arrives until SIGTERM, then write it to --out as JSON."""
     import rclpy
-    from rclpy.executors import ExternalShutdownException
     from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-    rclpy.init()        # its SIGTERM handler ends the spin below
-    node = rclpy.create_node(f'multihost_listener_{os.getpid()}')
+    from mask_detection.node_runner import run_node
+
     reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
     record = {'images': [], 'detections': [], 'diagnostics': {}}
 
@@ -60,41 +59,43 @@ def listen_main(args):
             if 'detector' in status.name:
                 record['diagnostics'] = {kv.key: kv.value for kv in status.values}
 
-    if args.images:
-        from sensor_msgs.msg import Image
-        node.create_subscription(Image, args.images, on_image, reliable)
-    if args.probe:
-        # In place of detector_node: the same subscription (best effort, depth 2) and frame
-        # decoding, no vision; a received, decoded frame is recorded as an empty answer.
-        from rclpy.qos import qos_profile_sensor_data
-        from sensor_msgs.msg import CompressedImage, Image
-        from mask_detection.image_codec import msg_to_bgr
+    def build():
+        node = rclpy.create_node(f'multihost_listener_{os.getpid()}')
+        if args.images:
+            from sensor_msgs.msg import Image
+            node.create_subscription(Image, args.images, on_image, reliable)
+        if args.probe:
+            # In place of detector_node: the same subscription (best effort, depth 2) and frame
+            # decoding, no vision; a received, decoded frame is recorded as an empty answer.
+            from rclpy.qos import qos_profile_sensor_data
+            from sensor_msgs.msg import CompressedImage, Image
+            from mask_detection.image_codec import msg_to_bgr
 
-        def on_frame(msg):
-            height, width = msg_to_bgr(msg).shape[:2]
-            record['detections'].append([msg.header.stamp.sec, msg.header.stamp.nanosec,
-                                         msg.header.frame_id, time.time_ns(), width, height,
-                                         []])
-        compressed = args.probe == 'compressed'
-        node.create_subscription(
-            CompressedImage if compressed else Image,
-            'image_raw/compressed' if compressed else 'image_raw', on_frame,
-            QoSProfile(depth=2, reliability=qos_profile_sensor_data.reliability))
-    if args.detections:
-        from diagnostic_msgs.msg import DiagnosticArray
-        from mask_detection_msgs.msg import MaskDetectionArray
-        node.create_subscription(MaskDetectionArray, args.detections, on_detections, reliable)
-        node.create_subscription(DiagnosticArray, '/diagnostics', on_diagnostics, 10)
-    print('listener: ready', flush=True)
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
+            def on_frame(msg):
+                height, width = msg_to_bgr(msg).shape[:2]
+                record['detections'].append([msg.header.stamp.sec, msg.header.stamp.nanosec,
+                                             msg.header.frame_id, time.time_ns(), width, height,
+                                             []])
+            compressed = args.probe == 'compressed'
+            node.create_subscription(
+                CompressedImage if compressed else Image,
+                'image_raw/compressed' if compressed else 'image_raw', on_frame,
+                QoSProfile(depth=2, reliability=qos_profile_sensor_data.reliability))
+        if args.detections:
+            from diagnostic_msgs.msg import DiagnosticArray
+            from mask_detection_msgs.msg import MaskDetectionArray
+            node.create_subscription(MaskDetectionArray, args.detections, on_detections, reliable)
+            node.create_subscription(DiagnosticArray, '/diagnostics', on_diagnostics, 10)
+        print('listener: ready', flush=True)
+        return node
+
+    def write_record(node):
         Path(args.out).write_text(json.dumps(record))
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+
+    # The nodes' own runner: Python-level SIGINT / SIGTERM handling and a spin that comes back
+    # to Python every 0.1 s (with rclpy's default handlers a listener once took over 30 s to
+    # end after SIGTERM on Kilted, under load); the record is written before the node goes.
+    return run_node('multihost_listener', build, close=write_record, args=[])
 
 
 class Listener(NodeProcess):
@@ -396,7 +397,7 @@ def _row(s):
             f'{s["load_average"][1][0] if s["load_average"][1] else "?"}')
 
 
-def main(argv=None):
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     commands = parser.add_subparsers(dest='command')
     listen = commands.add_parser('listen', help='(internal) the listener process')
@@ -421,7 +422,11 @@ def main(argv=None):
     parser.add_argument('--log-dir')
     parser.add_argument('--json')
     parser.set_defaults(func=benchmark_main)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
     return args.func(args)
 
 

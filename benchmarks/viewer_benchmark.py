@@ -144,7 +144,7 @@ def run(args):
     return 0
 
 
-def main(argv=None):
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--clients', type=int, nargs='+', default=[0, 1, 20])
     parser.add_argument('--rate', type=float, default=30.0, help='images per second published')
@@ -155,7 +155,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if min(args.clients) < 0:
         parser.error('--clients must be >= 0')
-    return run(args)
+    return args
+
+
+def main(argv=None):
+    return run(parse_args(argv))
 
 
 if __name__ == '__main__':

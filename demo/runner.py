@@ -22,6 +22,7 @@ import os
 from pathlib import Path
 import random
 import re
+import signal
 import socket
 import sys
 import time
@@ -56,6 +57,8 @@ class VideoInfo:
 def probe_video(path):
     """Return the frame count, rate and size of a video file OpenCV can read."""
     path = Path(path)
+    if path.is_dir():
+        raise DemoError(f'video {path} is a directory, not a video file')
     if not path.is_file():
         raise DemoError(f'video {path} does not exist')
     capture = cv2.VideoCapture(str(path))
@@ -489,14 +492,25 @@ def run(args):
         if watcher is not None:
             watcher.close()
         # Camera first (no new frames), then the recorder (writes its files), then the detector.
-        codes = {p.name: p.stop(args.stop_timeout)
+        codes = {p.name: stop_node(p, args.stop_timeout)
                  for p in (camera, recorder, greeter, detector)}
         if viewer is not None:
-            codes[viewer.name] = viewer.stop(args.stop_timeout)
+            codes[viewer.name] = stop_node(viewer, args.stop_timeout)
     wall = time.monotonic() - started
     print(f'[demo] all nodes stopped after {wall:.1f} s (exit codes: '
           + ', '.join(f'{name} {code}' for name, code in codes.items()) + ')')
     return report(out, video if played_to_end else None, detector, codes, wall)
+
+
+def stop_node(process, timeout):
+    """Stop a node; return its exit code, or 'stopped' when the demo's SIGTERM ended it.
+
+    A node signalled before it has set up its own handler (still importing, loading models)
+    dies of the signal: exit code -15, which is the demo's doing, not a failure of the node.
+    """
+    signalled = process.running
+    code = process.stop(timeout)
+    return 'stopped' if signalled and code == -signal.SIGTERM else code
 
 
 def report(out, video, detector, codes, wall):

@@ -24,6 +24,7 @@ drawn on held-out unmasked faces reported apart (training/breakdown.py).
 import argparse
 import dataclasses
 import json
+import os
 from pathlib import Path
 import sys
 import time
@@ -185,13 +186,28 @@ class ProductPipeline:
         chosen = {k: v for k, v in chosen.items() if k in fields}
         for key, text in (settings or {}).items():
             default = getattr(PipelineConfig, key, None)
-            chosen[key] = type(default)(text) if default is not None else text
+            chosen[key] = _setting_value(key, text, default)
         self.config = PipelineConfig(**chosen)
         self.pipeline = MaskDetectionPipeline(self.config)
 
     def __call__(self, bgr):
         result = self.pipeline.process(bgr)
         return [((d.x, d.y, d.width, d.height), int(d.label)) for d in result.detections]
+
+
+def _setting_value(key, text, default):
+    """Convert --setting KEY=TEXT to the type of the field's default; errors name the setting."""
+    if default is None:
+        return text
+    if isinstance(default, bool):
+        if text.lower() not in ('true', 'false', '1', '0'):
+            raise ValueError(f'--setting {key}={text}: expected true or false')
+        return text.lower() in ('true', '1')
+    try:
+        return type(default)(text)
+    except ValueError:
+        raise ValueError(f'--setting {key}={text}: expected a {type(default).__name__} '
+                         f'(default {default!r})') from None
 
 
 def make_pipeline(face_detector, model_path=None, device='cpu', num_threads=0,
@@ -408,6 +424,16 @@ def read_image_list(path, folder=None):
 def main(argv=None):
     args = parse_args(argv)
     progress = not args.no_progress
+    out = Path(args.json)
+    # Before the run, which can take many minutes: a result that cannot be written is lost.
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        print(f'error: --json {out}: cannot create its folder ({error.strerror})', file=sys.stderr)
+        return 2
+    if not os.access(out.parent, os.W_OK) or out.is_dir():
+        print(f'error: --json {out}: not a writable file path', file=sys.stderr)
+        return 2
     try:
         if args.command == 'heldout':
             results = breakdown.evaluate_heldout(
@@ -438,8 +464,6 @@ def main(argv=None):
     except (data_lib.DataError, classifier.ModelFileError, ValueError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     print(f'wrote {out}')
     return 0

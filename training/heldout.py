@@ -126,11 +126,15 @@ def partition(samples, split):
     return kept, held
 
 
-def main(argv=None):
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--data-root', default=str(default_data_root()))
     parser.add_argument('--out', default=str(DEFAULT_SPLIT))
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
     try:
         split = build_split(args.data_root)
     except data_lib.DataError as error:

@@ -92,7 +92,7 @@ def evaluate_robustness(model_path, folders, seed=0, val_fraction=0.2, face_dete
     return result
 
 
-def main(argv=None):
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--model', default=None, help='default: the shipped model')
     parser.add_argument('--data', action='append', required=True, metavar='DIR')
@@ -100,7 +100,11 @@ def main(argv=None):
     parser.add_argument('--val-fraction', type=float, default=0.2)
     parser.add_argument('--json', required=True, metavar='OUT')
     parser.add_argument('--no-progress', action='store_true')
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
     model = args.model or classifier.default_model_path()
     try:
         result = evaluate_robustness(model, args.data, args.seed, args.val_fraction,

@@ -509,7 +509,8 @@ def build_pipeline(args):
     return config, MaskDetectionPipeline(config)
 
 
-def main(argv=None):
+def parse_args(argv=None):
+    """Parse and check the command line; ``rate_list`` holds the rates of --rates."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--voc', type=Path, default=DEFAULT_VOC,
                         help='VOC detection set (images/, annotations/); the astronaut photo '
@@ -544,7 +545,22 @@ def main(argv=None):
     if any(stride < 1 or abs(args.fps / stride - rate) > 1e-6
            for rate, stride in strides.items()):
         parser.error(f'every rate of --rates must divide --fps ({args.fps:g}): {args.rates}')
+    if args.split is not None:
+        # Checked now, not after the pipeline has been built and the clips rendered.
+        try:
+            json.loads(args.split.read_text())
+        except OSError as error:
+            parser.error(f'--split {args.split}: {error.strerror}')
+        except ValueError as error:
+            parser.error(f'--split {args.split}: not a JSON split file ({error})')
+    args.rate_list = rates
+    return args
 
+
+def main(argv=None):
+    args = parse_args(argv)
+    rates = args.rate_list
+    strides = {rate: round(args.fps / rate) if rate > 0 else 0 for rate in rates}
     rng = random.Random(args.seed)
     voc = args.voc if args.voc.is_dir() else None
     if voc is None:
@@ -598,7 +614,8 @@ def main(argv=None):
     print(format_gaps(gap_rows))
     if args.json is not None:
         args.json.write_text(json.dumps({
-            'settings': {key: str(value) for key, value in vars(args).items()},
+            'settings': {key: str(value) for key, value in vars(args).items()
+                         if key != 'rate_list'},
             'pipeline': pipeline_text,
             'defaults': asdict(TrackerConfig()),
             'rows': [{'tracker': name, **metrics} for name, metrics in rows],

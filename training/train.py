@@ -113,7 +113,7 @@ def parse_args(argv=None):
     parser.add_argument('--report-dir', metavar='DIR',
                         help='where metrics.json and the PNGs go (default training/runs/<name>)')
     parser.add_argument('--input-size', type=int, default=classifier.DEFAULT_INPUT_SIZE)
-    parser.add_argument('--channels',
+    parser.add_argument('--channels', type=_conv_channels,
                         default=','.join(map(str, classifier.DEFAULT_CONV_CHANNELS)),
                         help='conv block widths, comma separated (default %(default)s)')
     parser.add_argument('--margin', type=float, default=classifier.DEFAULT_MARGIN)
@@ -172,7 +172,24 @@ def parse_args(argv=None):
     parser.add_argument('--no-calibrate', action='store_true',
                         help='skip temperature scaling on the validation faces')
     parser.add_argument('--no-progress', action='store_true')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    blocks = len(args.channels)
+    if args.input_size < 1 or args.input_size % (1 << blocks):
+        parser.error(f'--input-size {args.input_size}: must be a positive multiple of '
+                     f'{1 << blocks} for {blocks} conv blocks (--channels)')
+    return args
+
+
+def _conv_channels(text):
+    """--channels: positive integers separated by commas, e.g. 16,32,64."""
+    try:
+        channels = tuple(int(part) for part in text.split(','))
+    except ValueError:
+        channels = ()
+    if not channels or any(width < 1 for width in channels):
+        raise argparse.ArgumentTypeError(
+            f'{text!r}: expected positive integers separated by commas, e.g. 16,32,64')
+    return channels
 
 
 def _limit_per_folder(samples, limit, seed):
@@ -242,8 +259,7 @@ def train(args):
     report_dir = Path(args.report_dir) if args.report_dir else (
         data_lib.REPO_ROOT / 'training' / 'runs' / out.stem)
     report_dir.mkdir(parents=True, exist_ok=True)
-    channels = tuple(int(c) for c in args.channels.split(','))
-    model = MaskNet(args.input_size, channels)
+    model = MaskNet(args.input_size, args.channels)
     if args.init:
         initial, initial_meta = classifier.load_model_file(args.init)
         if initial.architecture() != model.architecture():

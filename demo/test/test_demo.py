@@ -5,6 +5,7 @@ from pathlib import Path
 import re
 import subprocess
 import sys
+import time
 
 from conftest import ros_domain_id
 import cv2
@@ -199,9 +200,30 @@ def test_truth_agreement_knows_each_frame_from_the_camera_frame_digests(short_vi
     assert known['found'] == known['label_agrees'] == known['true_faces']
 
 
+def _cpu_seconds(pid):
+    """Return user + system CPU seconds of a process (from /proc/PID/stat)."""
+    fields = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
+def _wait_until_idle(client, pid, quiet_s=1.0, max_cpu_s=0.02, timeout=60.0):
+    """Spin until process ``pid`` used under ``max_cpu_s`` of CPU in ``quiet_s``: it is done.
+
+    A process with work waiting gets far more than that of a core, even on a busy machine.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = _cpu_seconds(pid)
+        client.spin_for(quiet_s)
+        if _cpu_seconds(pid) - before < max_cpu_s:
+            return True
+    return False
+
+
 @pytest.mark.graph
 def test_recorder_node_writes_every_file_when_stopped_with_sigterm(tmp_path):
     from tools.ros_graph import GraphClient, NodeProcess
+    from rclpy.duration import Duration
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
@@ -213,8 +235,9 @@ def test_recorder_node_writes_every_file_when_stopped_with_sigterm(tmp_path):
         with NodeProcess('demo_recorder', domain, tmp_path,
                          params={'output_dir': str(out)}) as recorder:
             reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-            arrays = client.publisher(MaskDetectionArray, 'detections', reliable)
-            images = client.publisher(Image, 'annotated_image', reliable)
+            # Deadlines for the recorder's start, generous for a busy machine.
+            arrays = client.publisher(MaskDetectionArray, 'detections', reliable, timeout=120)
+            images = client.publisher(Image, 'annotated_image', reliable, timeout=120)
             for index in range(20):
                 image = array_to_image_msg(portrait.bgr)
                 image.header.stamp = client.node.get_clock().now().to_msg()
@@ -226,7 +249,11 @@ def test_recorder_node_writes_every_file_when_stopped_with_sigterm(tmp_path):
                                                   label=MaskDetection.NO_MASK, track_id=1)]
                 arrays.publish(array)
                 client.spin_for(0.05)
-            client.spin_for(1.0)
+            # The publishers matched the recorder before publishing (client.publisher waits),
+            # so the reliable arrays all reach it: wait for its acknowledgement, then until it
+            # has handled them (it goes idle), and only then stop it.
+            assert arrays.wait_for_all_acked(Duration(seconds=30)), recorder.log()
+            assert _wait_until_idle(client, recorder.process.pid), recorder.log()
             assert recorder.running, recorder.log()
             assert recorder.stop() == 0, recorder.log()
     records = [json.loads(line) for line in (out / 'detections.jsonl').read_text().splitlines()]
@@ -256,6 +283,27 @@ def test_demo_says_clearly_when_the_video_or_camera_is_missing(tmp_path):
     not_video.write_text('not a video')
     result = _run_demo(['--video', str(not_video), '--output-dir', str(tmp_path)])
     assert result.returncode == 1 and 'text.mp4' in result.stderr
+
+
+def test_demo_says_a_video_directory_is_a_directory(tmp_path):
+    result = _run_demo(['--video', str(tmp_path), '--output-dir', str(tmp_path / 'out')])
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f'video {tmp_path} is a directory, not a video file' in result.stderr
+    assert 'does not exist' not in result.stderr and 'Traceback' not in result.stderr
+
+
+@pytest.mark.graph
+def test_a_node_the_demo_stops_before_its_signal_handler_is_not_a_failure(tmp_path):
+    """SIGTERM during the node's imports ends it with -15: the demo reports 'stopped'."""
+    from tools.ros_graph import NodeProcess
+
+    from demo.runner import stop_node
+    node = NodeProcess('camera_node', ros_domain_id(), tmp_path).start()
+    code = stop_node(node, 10.0)     # at once: rclpy and OpenCV are still being imported
+    assert node.process.returncode in (-15, 0), node.log()
+    assert code == ('stopped' if node.process.returncode == -15 else 0)
+    # A process that was not running when stopped keeps its own exit code.
+    assert stop_node(node, 10.0) == node.process.returncode
 
 
 def _stamp(record):

@@ -5,7 +5,8 @@ capture, reliable QoS as REP-2003 allows for sensor drivers) and, only while som
 to it, ``image_raw/compressed`` (sensor_msgs/CompressedImage, JPEG, the same header) as
 image_transport's "compressed" transport does: what a detector on another host subscribes to.
 A camera that is missing or unplugged is retried with exponential backoff; a file that ends is
-rewound (``loop``) or ends the node with exit code 0.
+rewound (``loop``) or ends the node with exit code 0; a file that does not exist ends it at
+once with one error and exit code 1.
 """
 import array
 from dataclasses import dataclass
@@ -29,6 +30,9 @@ from mask_detection.node_runner import run_node
 MAX_BACKOFF_FACTOR = 16
 RATE_LOG_PERIOD_S = 5.0
 PUBLISH_QUEUE_DEPTH = 5
+# A source with one of these endings names a video file, even without a directory part.
+VIDEO_EXTENSIONS = ('.avi', '.mp4', '.mkv', '.mov', '.webm', '.m4v', '.mpg', '.mpeg',
+                    '.wmv', '.flv', '.ts', '.mjpeg', '.mjpg')
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,20 @@ class CaptureSource:
             return cls(text, cv2.CAP_ANY, is_file=False, is_camera=True)
         if '!' in text:
             return cls(text, cv2.CAP_GSTREAMER, is_file=False, is_camera=False)
+        if _names_missing_file(text):
+            # A file that does not exist will not appear by retrying (a device or a stream may).
+            raise ValueError(f"no such video file '{text}'")
         return cls(text, cv2.CAP_ANY, is_file=os.path.isfile(text), is_camera=False)
+
+
+def _names_missing_file(text):
+    """Return whether ``text`` names a missing file (not a URL nor an image-sequence pattern).
+
+    OpenCV reads 'frames/img_%04d.png' as an image sequence, so patterns with % are left alone.
+    """
+    if '://' in text or '%' in text or os.path.exists(text):
+        return False
+    return '/' in text or text.lower().endswith(VIDEO_EXTENSIONS)
 
 
 def _descriptor(description, *, int_range=None, float_range=None, read_only=False,

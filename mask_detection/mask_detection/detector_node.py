@@ -459,6 +459,9 @@ class DetectorCore:
             if msg is None:
                 continue
             started = time.monotonic()
+            # Read again: a limit set while take() waited must already space this frame from
+            # the next one.
+            max_rate = self.node.get_parameter('max_rate_hz').value
             next_start = started + (1.0 / max_rate if max_rate > 0 else 0.0)
             try:
                 self._process(msg, started)

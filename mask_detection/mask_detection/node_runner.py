@@ -1,5 +1,7 @@
 """main() of the package's nodes: build, spin, shut down cleanly on SIGINT / SIGTERM."""
+import os
 import signal
+import sys
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -35,6 +37,12 @@ class _StopSignals:
             signal.signal(signum, self)
 
 
+def missing_params_files(argv):
+    """Return the ``--params-file`` arguments of ``argv`` that are not existing files."""
+    return [path for flag, path in zip(argv, argv[1:])
+            if flag == '--params-file' and not os.path.isfile(path)]
+
+
 def run_node(name, build, fatal_errors=(), finished=None, close=None, args=None):
     """Build a node with ``build()``, spin it until shutdown and return the exit code.
 
@@ -44,12 +52,24 @@ def run_node(name, build, fatal_errors=(), finished=None, close=None, args=None)
     ``exit_code`` attribute, if it has one, is returned.  SIGINT and SIGTERM (one or several)
     end the node cleanly with exit code 0.
     """
+    missing = missing_params_files(sys.argv if args is None else args)
+    if missing:
+        # rcl would only say "Failed to parse global arguments"; the node then exited 0.
+        rclpy.logging.get_logger(name).fatal(
+            f'cannot start: --params-file {missing[0]}: no such file')
+        return 1
     stop_signals = _StopSignals()
     stop_signals.install()
     node = executor = None
     exit_code = 0
     try:
-        rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+        try:
+            rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+        except Exception as error:  # noqa: B902 - rclpy's RCLError is not public API
+            # Malformed --ros-args (a params file that is not valid YAML, ...).
+            rclpy.logging.get_logger(name).fatal(
+                f'cannot start: bad ROS arguments: {str(error).split(", at ")[0]}')
+            return 1
         node = build()
         executor = SingleThreadedExecutor()
         executor.add_node(node)

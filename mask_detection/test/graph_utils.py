@@ -42,19 +42,3 @@ def first_video_frame(path):
     if not ok:
         raise RuntimeError(f'cannot read a frame from {path}')
     return frame
-
-
-def shipped_or_random_model(directory):
-    """Return the shipped classifier model file, else one with random weights in ``directory``.
-
-    Graph tests check boxes, headers and colours, not labels, so random weights do.
-    """
-    import torch
-    from mask_detection import classifier
-    shipped = classifier.default_model_path()
-    if shipped.is_file():
-        return shipped
-    torch.manual_seed(0)
-    path = Path(directory) / 'random_weights.pt'
-    classifier.save_model_file(path, classifier.MaskNet(), {'note': 'random weights (test)'})
-    return path

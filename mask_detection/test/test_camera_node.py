@@ -40,6 +40,19 @@ def test_source_parsing(tmp_path):
         CaptureSource.parse('  ')
 
 
+def test_missing_file_is_rejected_but_devices_and_streams_are_not(tmp_path):
+    missing = tmp_path / 'no_such_clip.avi'
+    for source in (str(missing), 'no_such_clip_mask_detection_test.mp4', '/no/such/dir/clip'):
+        with pytest.raises(ValueError, match=f"no such video file '{source}'"):
+            CaptureSource.parse(source)
+    # Retried as today: may appear later (plugged in, server started).
+    assert CaptureSource.parse('/dev/video_mask_detection_test_missing').is_camera
+    assert not CaptureSource.parse('http://127.0.0.1:9/missing.mp4').is_file
+    assert not CaptureSource.parse('rtsp://robot.local/stream.mp4').is_file
+    # OpenCV's image-sequence pattern is not a file name.
+    assert not CaptureSource.parse(str(tmp_path / 'img_%04d.png')).is_file
+
+
 def _stamp_seconds(msg):
     return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
 
@@ -166,6 +179,19 @@ def test_undecodable_file_is_an_error_exit(tmp_path):
         exit_code = camera.wait(timeout=20)
     assert exit_code not in (0, None), camera.log()
     assert str(not_a_video) in camera.log()
+
+
+@pytest.mark.graph
+def test_missing_video_file_is_one_error_and_exit_code_one(tmp_path):
+    """A file path that does not exist is not retried like a camera: one FATAL line, exit 1."""
+    with NodeProcess('camera_node', ros_domain_id(), tmp_path,
+                     params={'source': '/no/such.mp4', 'reconnect_interval': 0.2}) as camera:
+        exit_code = camera.wait(timeout=20)
+    fatal = [line for line in camera.log().splitlines() if '[FATAL]' in line]
+    assert exit_code == 1, camera.log()
+    assert len(fatal) == 1 and "no such video file '/no/such.mp4'" in fatal[0], camera.log()
+    assert 'cannot open source' not in camera.log(), 'a missing file was retried'
+    assert 'Traceback' not in camera.log()
 
 
 @pytest.mark.graph

@@ -130,11 +130,16 @@ def test_predict_without_boxes_returns_empty(model_file, astronaut_bgr):
 
 
 def test_predict_matches_network_on_preprocess_face(model_file, astronaut_bgr):
-    model, metadata = classifier.load_model_file(model_file)
-    tensor = classifier.preprocess_face(astronaut_bgr, FACE,
-                                        **classifier.preprocessing_settings(metadata))
+    # The expected input is built by hand from the documented preprocessing, for the saved
+    # network itself: FACE (170, 40, 100, 120) plus the default 0.15 margin is the square of
+    # side 120 * 1.3 = 156 centred on (220, 100), i.e. rows 22..177 and columns 142..297, all
+    # inside the photo; shrunk to 32 x 32 (area), RGB, scaled to [0, 1], then (x - 0.5) / 0.5.
+    crop = astronaut_bgr[22:178, 142:298]
+    assert crop.shape == (156, 156, 3)
+    rgb = cv2.resize(crop, (32, 32), interpolation=cv2.INTER_AREA)[:, :, ::-1] / 255.0
+    tensor = torch.from_numpy(((rgb - 0.5) / 0.5).transpose(2, 0, 1).astype(np.float32))
     with torch.inference_mode():
-        expected = torch.softmax(model(torch.from_numpy(tensor)[None]), 1).numpy()
+        expected = torch.softmax(_model()(tensor[None]), 1).numpy()
     np.testing.assert_allclose(MaskClassifier(model_file).predict(astronaut_bgr, [FACE]),
                                expected, atol=1e-6)
 

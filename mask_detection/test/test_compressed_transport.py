@@ -6,7 +6,7 @@ corrupt payload as a bad frame and offers annotated_image/compressed.
 """
 from conftest import ros_domain_id
 import cv2
-from graph_utils import GraphClient, NodeProcess, shipped_or_random_model, write_video
+from graph_utils import GraphClient, NodeProcess, write_video
 import numpy as np
 import pytest
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -18,11 +18,6 @@ from mask_detection_msgs.msg import MaskDetectionArray
 
 ASTRONAUT = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-
-
-@pytest.fixture(scope='module')
-def model_path(tmp_path_factory):
-    return shipped_or_random_model(tmp_path_factory.mktemp('model'))
 
 
 def _stamp(header):

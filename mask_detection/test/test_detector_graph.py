@@ -1,7 +1,7 @@
 """detector_node: its helpers, and the installed node on a real DDS graph.
 
-The graph tests use a classifier model file with random weights (or the shipped model when it
-exists): they check where the face is, the headers and the annotation colours, not the label.
+The graph tests use the shipped model (the conftest's model_path fixture): they check where the
+face is, its label (the astronaut wears no mask), the headers and the annotation colours.
 """
 import array
 import dataclasses
@@ -19,9 +19,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 import skimage.data
-import torch
 
-from mask_detection import classifier
 from mask_detection import detector_node
 from mask_detection.pipeline import MaskDetectionPipeline, PipelineConfig
 from mask_detection_msgs.msg import MaskDetection, MaskDetectionArray, VisitorEvent
@@ -29,18 +27,11 @@ from mask_detection_msgs.msg import MaskDetection, MaskDetectionArray, VisitorEv
 ASTRONAUT = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 BOX_TOLERANCE_PX = 3
-
-
-@pytest.fixture(scope='module')
-def model_path(tmp_path_factory):
-    """Return the shipped model, or a random-weight model file in tmp when none is shipped."""
-    shipped = classifier.default_model_path()
-    if shipped.is_file():
-        return shipped
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp('model') / 'random_weights.pt'
-    classifier.save_model_file(path, classifier.MaskNet(), {'note': 'random weights (test)'})
-    return path
+# Deadlines, not durations: a node starting (Python, rclpy, torch, the model) takes seconds on
+# an idle machine and can take a minute on a busy 2-core one; waits end as soon as the
+# condition holds, so generous deadlines cost nothing when things work.
+STARTUP_S = 120
+STEP_S = 60
 
 
 @pytest.fixture(scope='module')
@@ -51,6 +42,8 @@ def expected_detections(model_path):
     detections = MaskDetectionPipeline(detector_node.pipeline_config(values)).process(
         ASTRONAUT).detections
     assert len(detections) == 1, f'expected one face in the astronaut photo: {detections}'
+    # The astronaut wears no mask: the shipped model must say so.
+    assert detections[0].label == MaskDetection.NO_MASK, detections
     return detections
 
 
@@ -234,20 +227,21 @@ def test_camera_to_detector_end_to_end(tmp_path, model_path, expected_detections
                 NodeProcess('camera_node', domain, tmp_path, params={
                     'source': str(video), 'fps': 10.0, 'loop': True,
                     'frame_id': 'astronaut_camera'}) as camera:
-            assert client.spin_until(lambda: arrays, timeout=40), detector.log() + camera.log()
+            assert client.spin_until(lambda: arrays, timeout=STARTUP_S), \
+                detector.log() + camera.log()
             # The visitor's one VISITOR_APPEARED may have gone out before this client's
             # subscription matched: restart tracking (a run-time parameter) for a fresh one.
             events.clear()
-            assert client.set_parameters('/detector_node', {'tracking.min_hits': 2})[0] \
+            assert client.set_parameters('/detector_node', {'tracking.min_hits': 2}, STEP_S)[0] \
                 .successful
             assert client.spin_until(
                 lambda: len(arrays) >= 4 and annotated and diagnostics and events,
-                timeout=30), detector.log() + camera.log()
+                timeout=STEP_S), detector.log() + camera.log()
             assert camera.stop() == 0, camera.log()
             # No more images: the visitor leaves after tracking.leave_timeout (2 s) anyway.
             assert client.spin_until(
                 lambda: any(e.event == VisitorEvent.VISITOR_LEFT for e in events),
-                timeout=10), detector.log()
+                timeout=STEP_S), detector.log()
             assert detector.stop() == 0, detector.log()
 
     image_stamps = {_stamp(msg.header) for msg in images}
@@ -308,20 +302,20 @@ def test_bad_frames_are_logged_and_the_next_good_frame_is_processed(
         diagnostics = client.collect(DiagnosticArray, '/diagnostics', RELIABLE)
         with NodeProcess('detector_node', domain, tmp_path,
                          params={'model_path': str(model_path)}) as detector:
-            publisher = client.publisher(Image, 'image', RELIABLE)
+            publisher = client.publisher(Image, 'image', RELIABLE, timeout=STARTUP_S)
             for count, (bad, what) in enumerate(((unsupported, '32FC1'),
                                                  (zero_size, 'zero size'),
                                                  (corrupt, '921600')), start=1):
                 assert client.publish_until(
                     publisher, bad, lambda: detector.count(r'\[ERROR\]') >= count,
-                    timeout=15), detector.log()
+                    timeout=STEP_S), detector.log()
                 error_lines = [line for line in detector.log().splitlines() if '[ERROR]' in line]
                 assert what in error_lines[-1], detector.log()
             assert detector.running
-            assert client.publish_until(publisher, good, lambda: arrays, timeout=20), \
+            assert client.publish_until(publisher, good, lambda: arrays, timeout=STEP_S), \
                 detector.log()
             diagnostics.clear()
-            assert client.spin_until(lambda: diagnostics, timeout=5)
+            assert client.spin_until(lambda: diagnostics, timeout=STEP_S), detector.log()
             assert detector.stop() == 0, detector.log()
     for msg in arrays:
         assert _stamp(msg.header) == (42, 7), 'a bad frame produced detections'
@@ -339,9 +333,11 @@ def test_parameters_are_validated_at_run_time_and_frames_are_dropped(tmp_path, m
     with GraphClient(domain) as client:
         arrays = client.collect(MaskDetectionArray, 'detections', RELIABLE)
         diagnostics = client.collect(DiagnosticArray, '/diagnostics', RELIABLE)
+        # Reliable, so that the newest frame surely reaches the node (the test waits for it).
         with NodeProcess('detector_node', domain, tmp_path, params={
-                'model_path': str(model_path), 'no_image_timeout': 0.5}) as detector:
-            assert client.spin_until(lambda: diagnostics, timeout=20), detector.log()
+                'model_path': str(model_path), 'no_image_timeout': 0.5,
+                'qos_reliability': 'reliable'}) as detector:
+            assert client.spin_until(lambda: diagnostics, timeout=STARTUP_S), detector.log()
             status = diagnostics[-1].status[0]
             assert status.level == DiagnosticStatus.ERROR
             assert 'no image on /image' in status.message
@@ -353,38 +349,50 @@ def test_parameters_are_validated_at_run_time_and_frames_are_dropped(tmp_path, m
                 'qos_reliability': 'reliable',                  # read-only
             }
             for name, value in rejected.items():
-                result, = client.set_parameters('/detector_node', {name: value})
+                result, = client.set_parameters('/detector_node', {name: value}, STEP_S)
                 assert not result.successful, name
                 assert result.reason, name
             assert 'yolo' in client.set_parameters(
-                '/detector_node', {'face_detector': 'yolo'})[0].reason
+                '/detector_node', {'face_detector': 'yolo'}, STEP_S)[0].reason
             assert 'missing.pt' in client.set_parameters(
-                '/detector_node', {'model_path': str(tmp_path / 'missing.pt')})[0].reason
+                '/detector_node', {'model_path': str(tmp_path / 'missing.pt')}, STEP_S)[0].reason
             accepted = client.set_parameters('/detector_node',
-                                             {'max_rate_hz': 2.0, 'mask_threshold': 0.6})
+                                             {'max_rate_hz': 2.0, 'mask_threshold': 0.6}, STEP_S)
             assert all(result.successful for result in accepted)
             assert client.get_parameters('/detector_node', ['max_rate_hz', 'mask_threshold',
-                                                            'face_detector']) == {
+                                                            'face_detector'], STEP_S) == {
                 'max_rate_hz': 2.0, 'mask_threshold': 0.6, 'face_detector': 'auto'}
 
-            # 2 Hz while frames come at ~20 Hz: most frames are replaced before processing.
+            # 2 Hz while frames come at up to 20 Hz: most frames are replaced before processing.
+            # The publisher waits until the node's subscription matched (nothing is lost
+            # before); every processed frame lies between the first publish and the arrival
+            # of the newest frame's detections, so at 2 Hz at most 2 per second + 1.
             publisher = client.publisher(Image, 'image', RELIABLE)
+            first_publish = time.monotonic()
             for index in range(40):
                 publisher.publish(_image_msg(ASTRONAUT, stamp=(100, index)))
                 client.spin_for(0.05)
-            client.spin_for(1.0)
+            # The newest frame is never replaced, so it is processed (on a busy machine late).
+            assert client.spin_until(
+                lambda: arrays and _stamp(arrays[-1].header) == (100, 39), timeout=STEP_S), \
+                f'the newest frame was not processed: {[_stamp(m.header) for m in arrays]}' \
+                + detector.log()
+            window_s = time.monotonic() - first_publish
+            processed = len(arrays)
             diagnostics.clear()
-            assert client.spin_until(lambda: diagnostics, timeout=5)
+            assert client.spin_until(lambda: diagnostics, timeout=STEP_S), detector.log()
             assert detector.running, detector.log()
             assert detector.stop() == 0, detector.log()
-    # ~3 s at 2 Hz: at most 7 frames processed, out of ~40.
-    assert 1 <= len(arrays) <= 8, f'max_rate_hz=2 not respected: {len(arrays)} arrays'
+    assert processed <= 2.0 * window_s + 1, \
+        f'max_rate_hz=2 not respected: {processed} frames processed in {window_s:.1f} s: ' \
+        f'{[(_stamp(m.header), m.header.frame_id) for m in arrays]}'
+    assert len(arrays) == processed, 'frames processed after the newest one'
     values = {kv.key: kv.value for kv in diagnostics[-1].status[0].values}
-    assert int(values['dropped_frames_total']) >= 20, values
+    # Every frame the node received was processed or dropped, never queued.
+    dropped = int(values['dropped_frames_total'])
+    assert dropped >= 1 and dropped + processed <= 40, (dropped, processed)
     stamps = [_stamp(msg.header) for msg in arrays]
     assert stamps == sorted(set(stamps))
-    # Best effort may lose a frame or two; the last processed is one of the last published.
-    assert stamps[-1] >= (100, 36), f'the newest frame was not the one processed: {stamps}'
 
 
 @pytest.mark.graph
@@ -401,7 +409,7 @@ def test_unusable_configuration_exits_with_one_clear_error(tmp_path, model_path,
                          'mask_threshold'),
     }[case]
     with NodeProcess('detector_node', ros_domain_id(), tmp_path, params=params) as detector:
-        exit_code = detector.wait(timeout=30)
+        exit_code = detector.wait(timeout=STARTUP_S)
     log = detector.log()
     assert exit_code not in (0, None), log
     fatal = [line for line in log.splitlines() if '[FATAL]' in line]

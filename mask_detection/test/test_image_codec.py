@@ -1,4 +1,8 @@
-"""Tests of sensor_msgs/Image <-> numpy conversion, on a plain dataclass and the real message."""
+"""Tests of sensor_msgs/Image <-> numpy conversion, on the real message.
+
+The codec is plain Python (no rclpy) and takes any object with Image's fields, so the round trip
+and padding cases also run on a plain dataclass; every other case uses the real message.
+"""
 import array
 from dataclasses import dataclass, field
 import sys
@@ -6,21 +10,17 @@ import sys
 import cv2
 import numpy as np
 import pytest
+from sensor_msgs.msg import Image as RosImage
 import skimage.data
 
 from mask_detection.image_codec import (
     array_to_image_msg, ENCODINGS, image_msg_to_array, image_msg_to_bgr,
     image_msg_to_raw_array, ImageConversionError)
 
-try:
-    from sensor_msgs.msg import Image as RosImage
-except ImportError:  # pragma: no cover - the project's environment has it
-    RosImage = None
-
 
 @dataclass
-class FakeImage:
-    """The fields of sensor_msgs/Image, nothing else."""
+class PlainImage:
+    """The fields of sensor_msgs/Image, nothing else: what a ROS-free caller may pass."""
 
     height: int = 0
     width: int = 0
@@ -31,12 +31,13 @@ class FakeImage:
     header: object = None
 
 
-MESSAGE_TYPES = [FakeImage] + ([RosImage] if RosImage is not None else [])
+MESSAGE_TYPES = [PlainImage, RosImage]
 
 
-def _needs_ros(msg_type):
-    if msg_type is None:
-        pytest.skip('sensor_msgs is not importable (run inside scripts/in_env.sh)')
+def _ros_image(height, width, encoding, is_bigendian, step, data):
+    """Return a real sensor_msgs/Image with these fields (no consistency checks)."""
+    return RosImage(height=height, width=width, encoding=encoding, is_bigendian=is_bigendian,
+                    step=step, data=data)
 
 
 @pytest.fixture(scope='module')
@@ -124,7 +125,6 @@ def test_padded_rows_are_skipped(bgr, msg_type, encoding, padding):
 @pytest.mark.parametrize('msg_type', MESSAGE_TYPES)
 @pytest.mark.parametrize('encoding', ['bgr8', 'mono8'])
 def test_reads_are_zero_copy_views(bgr, msg_type, encoding):
-    _needs_ros(msg_type)
     image, _ = _in_encoding(bgr, encoding)
     msg = _padded_msg(msg_type, image, encoding, padding=5)
     view = image_msg_to_array(msg)
@@ -138,7 +138,7 @@ def test_reads_are_zero_copy_views(bgr, msg_type, encoding):
 @pytest.mark.parametrize('big_endian', [False, True])
 def test_mono16_honours_is_bigendian(big_endian):
     image = ((np.arange(12 * 10).reshape(12, 10) * 541) % 65536).astype(np.uint16)
-    msg = _padded_msg(FakeImage, image, 'mono16', padding=2, big_endian=big_endian)
+    msg = _padded_msg(RosImage, image, 'mono16', padding=2, big_endian=big_endian)
     out = image_msg_to_array(msg)
     assert out.dtype == np.uint16 and out.dtype.isnative
     np.testing.assert_array_equal(out, image)
@@ -146,20 +146,19 @@ def test_mono16_honours_is_bigendian(big_endian):
 
 
 def test_eight_bit_encodings_ignore_is_bigendian(bgr):
-    msg = _padded_msg(FakeImage, bgr, 'bgr8', padding=0)
+    msg = _padded_msg(RosImage, bgr, 'bgr8', padding=0)
     msg.is_bigendian = 1
     np.testing.assert_array_equal(image_msg_to_array(msg), bgr)
 
 
 def test_mono16_written_in_native_order_is_labelled_so():
     image = np.array([[1, 258], [65535, 4096]], np.uint16)
-    msg = array_to_image_msg(image, 'mono16', msg=FakeImage())
+    msg = array_to_image_msg(image, 'mono16', msg=RosImage())
     assert msg.is_bigendian == int(sys.byteorder == 'big')
     np.testing.assert_array_equal(image_msg_to_array(msg), image)
 
 
 def test_creates_a_real_message_with_header_when_none_is_given(bgr):
-    _needs_ros(RosImage)
     from std_msgs.msg import Header
     header = Header(frame_id='camera')
     header.stamp.sec = 42
@@ -172,32 +171,34 @@ def test_creates_a_real_message_with_header_when_none_is_given(bgr):
 
 def test_writes_non_contiguous_arrays(bgr):
     view = bgr[::2, 1::3]
-    msg = array_to_image_msg(view, 'bgr8', msg=FakeImage())
+    msg = array_to_image_msg(view, 'bgr8', msg=RosImage())
     np.testing.assert_array_equal(image_msg_to_array(msg), view)
 
 
 def test_reads_list_data(bgr):
     small = bgr[:4, :5]
-    msg = FakeImage(4, 5, 'bgr8', 0, 15, list(small.tobytes()))
+    msg = _ros_image(4, 5, 'bgr8', 0, 15, list(small.tobytes()))
     np.testing.assert_array_equal(image_msg_to_array(msg), small)
 
 
 def test_writes_reuse_a_given_message(bgr):
-    msg = FakeImage(encoding='rgb8')
+    msg = RosImage(encoding='rgb8', height=1, width=1, step=3, data=bytes(3))
     out = array_to_image_msg(bgr, 'bgr8', msg=msg)
     assert out is msg and msg.encoding == 'bgr8'
+    assert (msg.height, msg.width, msg.step) == (bgr.shape[0], bgr.shape[1], bgr.shape[1] * 3)
     assert isinstance(msg.data, array.array)
+    np.testing.assert_array_equal(image_msg_to_array(msg), bgr)
 
 
 @pytest.mark.parametrize('msg, message', [
-    (FakeImage(2, 2, 'bgr16', 0, 12, bytes(24)), 'unsupported image encoding'),
-    (FakeImage(2, 2, '', 0, 6, bytes(12)), 'unsupported image encoding'),
-    (FakeImage(0, 2, 'bgr8', 0, 6, b''), 'zero size'),
-    (FakeImage(2, 0, 'bgr8', 0, 0, b''), 'zero size'),
-    (FakeImage(2, 2, 'bgr8', 0, 5, bytes(12)), 'step 5 is smaller'),
-    (FakeImage(2, 2, 'bgr8', 0, 6, bytes(11)), r'expected step \* height'),
-    (FakeImage(2, 2, 'mono16', 0, 3, bytes(6)), 'step 3 is smaller'),
-    (FakeImage(1, 1, 'rgba8', 0, 4, b''), r'expected step \* height'),
+    (_ros_image(2, 2, 'bgr16', 0, 12, bytes(24)), 'unsupported image encoding'),
+    (_ros_image(2, 2, '', 0, 6, bytes(12)), 'unsupported image encoding'),
+    (_ros_image(0, 2, 'bgr8', 0, 6, b''), 'zero size'),
+    (_ros_image(2, 0, 'bgr8', 0, 0, b''), 'zero size'),
+    (_ros_image(2, 2, 'bgr8', 0, 5, bytes(12)), 'step 5 is smaller'),
+    (_ros_image(2, 2, 'bgr8', 0, 6, bytes(11)), r'expected step \* height'),
+    (_ros_image(2, 2, 'mono16', 0, 3, bytes(6)), 'step 3 is smaller'),
+    (_ros_image(1, 1, 'rgba8', 0, 4, b''), r'expected step \* height'),
 ])
 def test_bad_messages_raise_clear_errors(msg, message):
     with pytest.raises(ImageConversionError, match=message):
@@ -218,4 +219,4 @@ def test_bad_messages_raise_clear_errors(msg, message):
 ])
 def test_bad_arrays_raise_clear_errors(image, encoding, message):
     with pytest.raises(ImageConversionError, match=message):
-        array_to_image_msg(image, encoding, msg=FakeImage())
+        array_to_image_msg(image, encoding, msg=RosImage())

@@ -6,11 +6,13 @@ services), every launch argument they use is declared, every file they reference
 For real: `ros2 launch` as a user runs it (arguments, namespaces, `use_camera:=false` +
 `image_topic`, parameter files, the Fast DDS profile variables, the ros2 CLI, Ctrl-C) and
 `launch.LaunchService` in this process's main thread.  `make setup` installs launch and the
-ros2 CLI from ../shared/ros2-tools; without them these tests skip.
+ros2 CLI from ../shared/ros2-tools: these tests skip only when that wheelhouse (outside the
+repository) is absent, and fail when it is there but its tools are not installed.
 """
 import ast
 import importlib.util
 import os
+from pathlib import Path
 import shutil
 import threading
 import time
@@ -21,10 +23,9 @@ from graph_utils import GraphClient, INSTALL_LIB, NodeProcess, REPO_ROOT, write_
 import pytest
 from sensor_msgs.msg import Image
 import skimage.data
-import torch
 import yaml
 
-from mask_detection import classifier, image_codec
+from mask_detection import image_codec
 from mask_detection_msgs.msg import MaskDetectionArray
 from tools.ros_graph import LaunchProcess, LOCALHOST_PROFILE, ros2_cli, shm_segment_sizes
 
@@ -125,17 +126,6 @@ class LaunchFile:
                         passed = {self._value(key) for key in mapping.keys}
             result.append((names[len(result)], passed))
         return result
-
-
-@pytest.fixture(scope='module')
-def model_path(tmp_path_factory):
-    shipped = classifier.default_model_path()
-    if shipped.is_file():
-        return shipped
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp('model') / 'random_weights.pt'
-    classifier.save_model_file(path, classifier.MaskNet(), {'note': 'random weights (test)'})
-    return path
 
 
 @pytest.fixture(scope='module')
@@ -277,11 +267,27 @@ def _launch_is_installed():
         return False
 
 
-needs_launch = pytest.mark.skipif(
-    not _launch_is_installed(),
-    reason='launch, launch_ros and the ros2 CLI are not installed: make setup installs them '
-           'from ../shared/ros2-tools (outside the repository; ROS2_TOOLS=DIR elsewhere), or '
-           'source a system ROS 2')
+def _ros2_tools_wheelhouse():
+    """Return the wheelhouse make setup installs launch from (scripts/setup.sh's ROS2_TOOLS)."""
+    tools = os.environ.get('ROS2_TOOLS') or REPO_ROOT.parent / 'shared' / 'ros2-tools'
+    return Path(tools) / 'wheelhouse'
+
+
+@pytest.fixture
+def launch_tools():
+    """Skip when launch cannot be had (no ros2-tools wheelhouse); fail when it is not installed."""
+    if _launch_is_installed():
+        return
+    wheelhouse = _ros2_tools_wheelhouse()
+    if (wheelhouse / 'SHA256SUMS').is_file():
+        pytest.fail(f'launch, launch_ros or the ros2 CLI is not installed although {wheelhouse} '
+                    'holds them: run make setup')
+    pytest.skip(f'launch, launch_ros and the ros2 CLI are not installed and there is no '
+                f'{wheelhouse} to install them from (../shared/ros2-tools lies outside the '
+                'repository; ROS2_TOOLS=DIR elsewhere, or source a system ROS 2)')
+
+
+needs_launch = pytest.mark.usefixtures('launch_tools')
 
 # The shipped profiles' shared-memory segment; Fast DDS's default is 512 KiB.
 LARGE_SEGMENT = 16 * 1024 * 1024
@@ -460,9 +466,7 @@ def test_live_launch_processes_a_file_from_its_first_frame(tmp_path, model_path,
     assert all(len(array.detections) == 1 for array in arrays)
 
 
-@pytest.mark.skipif(not _launch_is_installed(),
-                    reason='the launch package is not installable in this environment '
-                           '(ROS 2 from PyPI wheels); the launch files are checked statically')
+@needs_launch
 @pytest.mark.graph
 @pytest.mark.parametrize('autostart', ['true', 'false'])
 def test_video_launch_file_managed_detector_and_greeter(tmp_path, model_path, autostart):

@@ -18,9 +18,7 @@ import pytest
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 import skimage.data
-import torch
 
-from mask_detection import classifier
 from mask_detection.image_codec import array_to_image_msg
 from mask_detection_msgs.msg import MaskDetectionArray
 
@@ -36,17 +34,6 @@ TRANSITIONS = {'configure': Transition.TRANSITION_CONFIGURE,
                'deactivate': Transition.TRANSITION_DEACTIVATE,
                'cleanup': Transition.TRANSITION_CLEANUP,
                'shutdown': Transition.TRANSITION_INACTIVE_SHUTDOWN}
-
-
-@pytest.fixture(scope='module')
-def model_path(tmp_path_factory):
-    shipped = classifier.default_model_path()
-    if shipped.is_file():
-        return shipped
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp('model') / 'random_weights.pt'
-    classifier.save_model_file(path, classifier.MaskNet(), {'note': 'random weights (test)'})
-    return path
 
 
 class Lifecycle:

@@ -7,9 +7,9 @@ import time
 
 from conftest import ros_domain_id
 import pytest
+import rclpy
 
-rclpy = pytest.importorskip('rclpy', reason='rclpy is not importable: use scripts/in_env.sh')
-from mask_detection_msgs.msg import MaskDetection, MaskDetectionArray, VisitorEvent  # noqa
+from mask_detection_msgs.msg import MaskDetection, MaskDetectionArray, VisitorEvent
 
 
 def test_label_constants_follow_the_original_convention():

@@ -116,17 +116,20 @@ def _discovery_server_command():
                                                      'ros_*fastrtps*.libs'))
     env['LD_LIBRARY_PATH'] = os.pathsep.join(wheel_libs + [env.get('LD_LIBRARY_PATH', '')])
     # Fast DDS 3's server takes the sub-command '42' (what the `fastdds discovery` wrapper
-    # passes); 2.x's (fast-discovery-server 1.0.1, Jazzy) takes its options and a server id.
+    # passes); 2.x's (fast-discovery-server 1.0.1, Jazzy) takes its options and a server id,
+    # which it requires: 0, the position of the one address in ROS_DISCOVERY_SERVER.
     return [server, '42'] if fastdds.is_fastdds_3() else [server, '-i', '0'], env
 
 
 @pytest.mark.graph
 @pytest.mark.slow
 def test_discovery_server_works_where_multicast_is_blocked(hosts_available, video, tmp_path):
-    """ROS_DISCOVERY_SERVER on both hosts, the server on the detector host, no multicast."""
-    if not fastdds.is_fastdds_3():
-        pytest.skip('open bug: with Fast DDS 2.x (Jazzy) the discovery server starts but the '
-                    'nodes exchange no images through it; verified on Fast DDS 3 (Kilted)')
+    """ROS_DISCOVERY_SERVER on both hosts, the server on the detector host, no multicast.
+
+    On Fast DDS 2.x (Jazzy) a client uses only the server whose id (``-i``) is the server's
+    position in ROS_DISCOVERY_SERVER (0 here): started with another id (``-i 1``) the server
+    runs, but the nodes never discover each other through it.
+    """
     command, env = _discovery_server_command()
     with netns.HostPair() as hosts:
         hosts.block_multicast()

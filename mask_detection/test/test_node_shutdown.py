@@ -38,9 +38,6 @@ def running_graph_inputs(tmp_path_factory):
     return video, model
 
 
-# Known open bug (seen once on Kilted after the merges): a second SIGINT that lands while
-# camera_node reopens its file can still end it with -2; rerun while it is investigated.
-@pytest.mark.flaky(reruns=2)
 @pytest.mark.parametrize('signals', SIGNALS.values(), ids=SIGNALS.keys())
 def test_nodes_exit_cleanly_on_signals(tmp_path, running_graph_inputs, signals):
     video, model = running_graph_inputs

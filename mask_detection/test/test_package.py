@@ -99,8 +99,8 @@ def test_torch_is_documented_as_a_pip_dependency():
 
 @pytest.fixture(scope='module')
 def installed():
-    if not SHARE.is_dir():
-        pytest.skip(f'{INSTALL} does not exist: run `make setup` (colcon build) first')
+    # make setup builds install/ from this repository: its absence is a failure, not a skip.
+    assert SHARE.is_dir(), f'{SHARE} does not exist: run `make setup` (colcon build) first'
     return INSTALL
 
 
@@ -148,3 +148,46 @@ def test_fast_dds_profiles_are_installed_and_hold_a_large_segment(installed, nam
     interfaces = root.iterfind('.//dds:allowlist/dds:interface', namespace)
     allowlist = [interface.get('name') for interface in interfaces]
     assert allowlist == (['lo'] if loopback_only else [])
+
+
+def _package_and_install(root):
+    """Build a tiny source package and its installed copy (as colcon lays it out) in ``root``."""
+    files = {'mask_detection/node.py': 'print("node")\n',
+             'launch/live.launch.py': '# launch\n',
+             'config/detector.yaml': 'a: 1\n',
+             'config/fastdds.xml': '<profiles/>\n',
+             'models/model.pt': 'weights',
+             'package.xml': '<package/>\n'}
+    installed_dirs = {'mask_detection': 'lib/python3.11/site-packages/mask_detection',
+                      'launch': 'share/mask_detection/launch',
+                      'config': 'share/mask_detection/config',
+                      'models': 'share/mask_detection/models',
+                      '.': 'share/mask_detection'}
+    source, install = root / 'src', root / 'install'
+    for name, text in files.items():
+        folder, _, base = name.rpartition('/')
+        for path in (source / name, install / installed_dirs[folder or '.'] / base):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    return source, install
+
+
+def test_stale_install_check_names_changed_and_missing_files(tmp_path):
+    from conftest import stale_install_files
+    source, install = _package_and_install(tmp_path)
+    assert stale_install_files(source, install) == ()
+    (source / 'mask_detection' / 'node.py').write_text('print("edited")\n')   # same size
+    (source / 'config' / 'detector.yaml').write_text('a: 2, b: 3\n')
+    (source / 'launch' / 'new.launch.py').write_text('# new\n')
+    stale = stale_install_files(source, install)
+    assert [line.split(' ')[0] for line in stale] == [
+        'mask_detection/mask_detection/node.py', 'mask_detection/launch/new.launch.py',
+        'mask_detection/config/detector.yaml']
+    assert 'not installed' in stale[1]
+    assert stale_install_files(source, tmp_path / 'nowhere') == (
+        f'{tmp_path / "nowhere"} does not exist',)
+
+
+def test_this_checkout_is_installed_as_it_is():
+    from conftest import stale_install_files
+    assert stale_install_files() == (), 'install/ is stale: run make setup'

@@ -1,9 +1,10 @@
-"""Tests of the pipeline: real detectors, a real (untrained) classifier file, labels, errors.
+"""Tests of the pipeline: real detectors, the shipped classifier model, labels, errors.
 
-Until the shipped model is trained, the classifier is a MaskNet with fixed random weights
-saved with classifier.save_model_file: the tests check the pipeline's wiring and label rule
-against that model's own predictions, not mask accuracy.
+Expected labels come from the photos themselves: the bundled portraits (scikit-image's
+astronaut, matplotlib's Grace Hopper) wear no mask, and the same photos with a surgical mask
+drawn over the lower face (as in the demo video) wear one.
 """
+import functools
 import math
 
 import cv2
@@ -12,10 +13,12 @@ import pytest
 import skimage.data
 import torch
 
+from demo.video import bundled_portraits
 from mask_detection import classifier, faces
 from mask_detection.classifier import MaskClassifier, ModelFileError
 from mask_detection.drawing import COLORS
-from mask_detection.faces import FaceBox, FaceDetectorError
+from mask_detection.faces import FaceDetectorError
+from mask_detection.mask_synthesis import draw_surgical_mask, LIGHT_BLUE, PALE_WHITE
 from mask_detection.pipeline import (
     Detection, label_faces, MASK, MaskDetectionPipeline, NO_MASK, PipelineConfig,
     PipelineResult, UNKNOWN)
@@ -29,11 +32,9 @@ BACKENDS = ['haar', pytest.param('centerface', marks=needs_centerface)]
 
 
 @pytest.fixture(scope='module')
-def model_file(tmp_path_factory):
-    torch.manual_seed(1)
-    path = tmp_path_factory.mktemp('model') / 'mask_classifier.pt'
-    classifier.save_model_file(path, classifier.MaskNet().eval(), {'note': 'untrained'})
-    return str(path)
+def model_file(model_path):
+    """Return the shipped model (the conftest's model_path fixture) as a string path."""
+    return str(model_path)
 
 
 @pytest.fixture(scope='module')
@@ -89,11 +90,37 @@ def test_astronaut_face_found_and_classified(astronaut, pipelines, backend):
     assert iou((face.x, face.y, face.width, face.height), ASTRONAUT_FACE) >= 0.6
     for d in result.detections:
         check_detection(d, pipeline.config)
-    # The pipeline reports the model's own probabilities for the detector's boxes.
-    boxes = [FaceBox(d.x, d.y, d.width, d.height, d.face_score) for d in result.detections]
-    expected = pipeline.classifier.predict(astronaut, boxes)
-    np.testing.assert_allclose([d.mask_probability for d in result.detections],
-                               expected[:, 0], atol=1e-6)
+    # The astronaut wears no mask.
+    assert face.label == NO_MASK, face
+
+
+@functools.lru_cache(maxsize=None)
+def _portrait_case(index, masked):
+    """Return (name, BGR photo, true face box, true label) of a portrait, bare or masked."""
+    portrait = bundled_portraits()[index]
+    if not masked:
+        return portrait.name, portrait.bgr, portrait.landmarks.face_box(), NO_MASK
+    style = (LIGHT_BLUE, PALE_WHITE)[index]
+    return (portrait.name + ' with a drawn surgical mask',
+            draw_surgical_mask(portrait.bgr, portrait.landmarks, style),
+            portrait.landmarks.face_box(), MASK)
+
+
+@pytest.mark.parametrize('backend', BACKENDS)
+@pytest.mark.parametrize('index, masked', [(0, False), (0, True), (1, False), (1, True)])
+def test_real_masked_faces_are_mask_and_bare_faces_no_mask(request, pipelines, backend, index,
+                                                           masked):
+    if backend == 'haar' and index == 1 and masked:
+        # Haar's frontal-face cascade was trained on bare faces.
+        request.applymarker(pytest.mark.xfail(
+            reason='Haar does not find the masked Grace Hopper face', strict=True))
+    name, bgr, box, truth = _portrait_case(index, masked)
+    detections = pipelines(face_detector=backend).process(bgr).detections
+    assert detections, f'{backend} found no face in {name}'
+    face = max(detections, key=lambda d: iou((d.x, d.y, d.width, d.height), box))
+    assert iou((face.x, face.y, face.width, face.height), box) >= 0.5, (name, detections)
+    assert face.label == truth, (f'{name}: label {face.label} (mask probability '
+                                 f'{face.mask_probability:.3f}), expected {truth}')
 
 
 class CountingClassifier(MaskClassifier):
@@ -122,9 +149,8 @@ def test_all_faces_of_a_frame_in_one_batch(astronaut, model_file, backend):
     detections = pipeline.process(collage).detections
     assert len([d for d in detections if d.face_score >= 0.5]) == 6
     assert counting.batches == [len(detections)]
-    per_face = [counting.predict(collage, [FaceBox(d.x, d.y, d.width, d.height, 1.0)])[0, 0]
-                for d in detections]
-    np.testing.assert_allclose([d.mask_probability for d in detections], per_face, atol=1e-5)
+    # Six copies of the astronaut, who wears no mask: every one of them is NO_MASK.
+    assert [d.label for d in detections if d.face_score >= 0.5] == [NO_MASK] * 6
 
 
 def test_no_faces_skips_the_classifier(model_file):
@@ -207,7 +233,7 @@ def test_annotate_draws_and_times(astronaut, pipelines):
     result = pipeline.process(image)
     out = pipeline.annotate(image, result.detections, result.timings)
     assert out is image and result.timings['draw'] >= 0
-    color = np.array(COLORS[result.detections[0].label], np.uint8)
+    color = np.array(COLORS[NO_MASK], np.uint8)  # the astronaut wears no mask: red
     assert np.all(image == color, axis=2).sum() > 100
 
 

@@ -438,3 +438,18 @@ def test_a_slow_robot_still_confirms_visitors():
     results = play(MaskTracker(), 0.9, 4, 2.0, 0.0)
     assert {result.detections[0].track_id for result in results} == {1}
     assert [event.event for event in events_of(results)] == [VISITOR_APPEARED]
+
+
+def test_a_face_of_very_different_size_at_the_same_place_does_not_keep_the_track():
+    # Same centre, 1/30 s later, three times the size: another person in front of the first
+    # (or a false detection), not the same face: a new track.  Overlapping boxes (IoU 0.11)
+    # and no distance at all: only the size gate tells them apart.
+    tracker = MaskTracker(TrackerConfig(min_hits=1))
+    first = tracker.update([face(100, 100, size=60)], 0.0).detections[0].track_id
+    bigger = tracker.update([face(40, 40, size=180)], 1.0 / 30)
+    assert bigger.detections[0].track_id != first
+    assert [event.event for event in bigger.events] == [VISITOR_APPEARED]
+    # The same change over 1.5 s is a person walking up to the camera: the same track.
+    slow = MaskTracker(TrackerConfig(min_hits=1))
+    first = slow.update([face(100, 100, size=60)], 0.0).detections[0].track_id
+    assert slow.update([face(40, 40, size=180)], 1.5).detections[0].track_id == first

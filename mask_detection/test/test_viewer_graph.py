@@ -18,7 +18,6 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 import skimage.data
 
-from mask_detection import classifier
 from mask_detection.drawing import COLORS
 from tools.mjpeg_client import get, get_state, MjpegClient, StreamReaders
 
@@ -72,14 +71,6 @@ class ImageFeed:
     def __exit__(self, *exc_info):
         self._stop.set()
         self._thread.join(5.0)
-
-
-@pytest.fixture(scope='module')
-def model_path():
-    shipped = classifier.default_model_path()
-    if not shipped.is_file():
-        pytest.skip(f'the shipped model {shipped} is not installed (run make setup)')
-    return shipped
 
 
 def wait_until(predicate, timeout, period=0.2):

