@@ -436,10 +436,15 @@ def test_file_without_photometric_entry_preprocesses_as_before(tmp_path, astrona
     np.testing.assert_allclose(model.preprocess(astronaut_bgr, [FACE])[0], expected, atol=1e-6)
 
 
-def test_shipped_model_file_has_no_photometric_entry_and_loads():
+def test_shipped_model_normalises_luminance_and_older_files_do_not(tmp_path):
+    # The shipped model (clahe2, issue 14) was trained on clahe_luma crops: it must get them.
     model = MaskClassifier(classifier.default_model_path())
-    assert 'photometric' not in model.metadata
-    assert model.preprocessing['photometric'] == 'none'
+    assert model.metadata['photometric'] == 'clahe_luma'
+    assert model.preprocessing['photometric'] == 'clahe_luma'
+    # A file without the entry (every model before clahe2) keeps the plain preprocessing.
+    path = tmp_path / 'old.pt'
+    classifier.save_model_file(path, _model(), {})
+    assert MaskClassifier(path).preprocessing['photometric'] == 'none'
 
 
 def test_metadata_photometric_is_applied(tmp_path, astronaut_bgr):
