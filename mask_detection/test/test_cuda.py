@@ -2,6 +2,7 @@
 import cv2
 import numpy as np
 import pytest
+import skimage.data
 import torch
 
 from mask_detection.classifier import MaskClassifier, MaskNet, save_model_file
@@ -19,8 +20,7 @@ def model_file(tmp_path_factory):
 
 
 def _frame():
-    skimage_data = pytest.importorskip('skimage.data', reason='scikit-image is not installed')
-    return cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR)
+    return cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
 
 
 def test_cuda_and_cpu_predictions_agree(model_file):

@@ -13,14 +13,13 @@ import re
 import shutil
 import time
 
-from conftest import ros_domain_id
+from conftest import ros_domain_id, shipped_model_path
 import cv2
 from graph_utils import NodeProcess
 import numpy as np
 import pytest
 
 from demo import video as demo_video
-from mask_detection import classifier
 from tools.mjpeg_client import get_state
 
 pytestmark = [pytest.mark.graph, pytest.mark.slow]
@@ -66,9 +65,7 @@ def live_graph(tmp_path):
     The camera starts once the detector listens, so the tracker sees the clip from its start
     (at the loop's jump, tracks keep their labels for a moment: right, but confusing).
     """
-    model = classifier.default_model_path()
-    if not model.is_file():
-        pytest.skip(f'the shipped model {model} is not installed (run make setup)')
+    model = shipped_model_path()  # fails, not skips, when the committed model is missing
     video = demo_video.demo_video(CLIP, cache_dir=tmp_path / 'video')
     domain = ros_domain_id()
     with NodeProcess('detector_node', domain, tmp_path, remaps={'image': 'image_raw'},
