@@ -1,7 +1,10 @@
 """main() of the package's nodes: build, spin, shut down cleanly on SIGINT / SIGTERM."""
+import ctypes
 import os
 import signal
 import sys
+import threading
+import time
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -10,6 +13,8 @@ from rclpy.signals import SignalHandlerOptions
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # Longest time between two looks at the stop signals, s.
 SPIN_PERIOD_S = 0.1
+# After close(), threads that are about to end (a viewer client at its next frame) get this long.
+THREAD_GRACE_S = 1.0
 
 
 class _StopSignals:
@@ -43,6 +48,34 @@ def missing_params_files(argv):
             if flag == '--params-file' and not os.path.isfile(path)]
 
 
+def _threads_still_running(grace_s):
+    """Return the threads other than the main one still alive after up to ``grace_s`` s."""
+    deadline = time.monotonic() + grace_s
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread():
+            thread.join(max(0.0, deadline - time.monotonic()))
+    return [thread for thread in threading.enumerate()
+            if thread is not threading.main_thread() and thread.is_alive()]
+
+
+def _exit_now(exit_code):
+    """End the process with ``exit_code`` at once, output flushed, skipping interpreter exit.
+
+    A thread still inside a blocking C++ call (cv2 VideoCapture open / grab on a stalled
+    stream, an onnxruntime run) that returns while the interpreter finalizes is ended by
+    CPython with pthread_exit; unwinding through the extension's C++ frames calls
+    std::terminate and the process aborts (exit code -6, "terminate called without an
+    active exception").  rclpy is already shut down here (logs flushed and closed).
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        ctypes.CDLL(None).fflush(None)      # C stdio buffers (rcutils console output)
+    except (OSError, AttributeError):
+        pass
+    os._exit(exit_code)
+
+
 def run_node(name, build, fatal_errors=(), finished=None, close=None, args=None):
     """Build a node with ``build()``, spin it until shutdown and return the exit code.
 
@@ -50,7 +83,10 @@ def run_node(name, build, fatal_errors=(), finished=None, close=None, args=None)
     before the node is destroyed.  An exception of ``fatal_errors`` (an unusable
     configuration) logs one FATAL line and gives exit code 1; after a normal end the node's
     ``exit_code`` attribute, if it has one, is returned.  SIGINT and SIGTERM (one or several)
-    end the node cleanly with exit code 0.
+    end the node cleanly with exit code 0.  A thread that ``close`` could not stop (blocked in a
+    camera read or an inference call) is not waited for: the process then ends through
+    os._exit once rclpy is shut down, since such a thread aborts a normal interpreter exit.
+    Meant as a process's main(), not to be called inside a process that goes on.
     """
     missing = missing_params_files(sys.argv if args is None else args)
     if missing:
@@ -62,6 +98,7 @@ def run_node(name, build, fatal_errors=(), finished=None, close=None, args=None)
     stop_signals.install()
     node = executor = None
     exit_code = 0
+    stuck_threads = []
     try:
         try:
             rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
@@ -95,6 +132,13 @@ def run_node(name, build, fatal_errors=(), finished=None, close=None, args=None)
         if node is not None:
             if close is not None:
                 close(node)
+            stuck_threads = _threads_still_running(THREAD_GRACE_S)
+            if stuck_threads:
+                node.get_logger().warning(
+                    'exiting without waiting for thread(s) still busy in a blocking call: '
+                    + ', '.join(thread.name for thread in stuck_threads))
             node.destroy_node()
         rclpy.try_shutdown()
+    if stuck_threads:
+        _exit_now(exit_code)
     return exit_code

@@ -2,9 +2,12 @@
 
 Two SIGINTs is Ctrl-C on `ros2 launch`: the terminal signals the whole process group and
 launch forwards another one (test_launch_files.py runs that for real).  The nodes are busy
-(the camera plays a looping video that the detector processes) when the signals land.
+(the camera plays a looping video that the detector processes) when the signals land.  A
+thread still inside a blocking OpenCV call when the node exits must not abort the process.
 """
 import signal
+import socket
+import threading
 import time
 
 from conftest import ros_domain_id
@@ -59,3 +62,67 @@ def test_nodes_exit_cleanly_on_signals(tmp_path, running_graph_inputs, signals):
         assert exit_codes[node.name] == 0, f'{node.name}: {exit_codes}\n{node.log()}'
         assert 'Traceback' not in node.log() and 'KeyboardInterrupt' not in node.log(), \
             node.log()
+
+
+class SilentStreamServer:
+    """A local HTTP 'camera stream' that accepts connections and never answers.
+
+    cv2.VideoCapture blocks reading its response until ``hang_up()`` closes the connections.
+    """
+
+    def __init__(self):
+        self._socket = socket.create_server(('127.0.0.1', 0))
+        self.url = f'http://127.0.0.1:{self._socket.getsockname()[1]}/stream.mjpg'
+        self.connected = threading.Event()
+        self._connections = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                connection, _ = self._socket.accept()
+            except OSError:
+                return
+            self._connections.append(connection)
+            self.connected.set()
+
+    def hang_up(self):
+        for connection in self._connections:
+            connection.close()
+
+    def close(self):
+        self.hang_up()
+        self._socket.close()
+
+
+# Seconds after SIGTERM at which the stalled stream hangs up, making OpenCV's open return:
+# after camera_node gave up joining its capture thread (2 s), while the process ends.  Before
+# the fix that thread then re-entered Python during interpreter exit: pthread_exit through
+# OpenCV's C++ frames, std::terminate, exit code -6.  None: the stream never answers.
+HANG_UP_AFTER_S = {'stream hangs up while the node exits': 2.4, 'stream never answers': None}
+
+
+@pytest.mark.parametrize('hang_up_after', HANG_UP_AFTER_S.values(), ids=HANG_UP_AFTER_S.keys())
+def test_camera_node_exits_cleanly_while_a_stream_read_blocks(tmp_path, hang_up_after):
+    server = SilentStreamServer()
+    try:
+        with NodeProcess('camera_node', ros_domain_id(), tmp_path,
+                         params={'source': server.url}) as camera:
+            assert server.connected.wait(60), camera.log_tail()
+            time.sleep(0.2)       # the capture thread is inside VideoCapture's open now
+            camera.process.send_signal(signal.SIGTERM)
+            if hang_up_after is not None:
+                timer = threading.Timer(hang_up_after, server.hang_up)
+                timer.start()
+            exit_code = camera.wait(timeout=20)
+            if hang_up_after is not None:
+                timer.cancel()
+    finally:
+        server.close()
+    log = camera.log()
+    assert exit_code == 0, f'camera_node: exit code {exit_code}\n{log}'
+    assert 'terminate called' not in log and 'Traceback' not in log, log
+    if hang_up_after is None:
+        # The capture thread is still blocked: the node says it does not wait for it.
+        assert 'exiting without waiting for thread(s) still busy' in log, log
+        assert 'capture' in log.split('exiting without waiting for thread(s)')[1], log
