@@ -29,6 +29,7 @@ from mask_detection.image_codec import array_to_compressed_msg, array_to_image_m
 from mask_detection.image_codec import describe_msg, ImageConversionError, msg_to_bgr
 from mask_detection.node_runner import run_node
 from mask_detection.pipeline import MaskDetectionPipeline, PipelineConfig
+from mask_detection.qos import visitor_events_qos
 from mask_detection_msgs.msg import MaskDetection, MaskDetectionArray
 from mask_detection_msgs.msg import VisitorEvent as VisitorEventMsg
 
@@ -336,8 +337,7 @@ class DetectorCore:
             CompressedImage, self.annotated_pub.topic_name + '/compressed',
             QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE))
         self.events_pub = (node.create_publisher(
-            VisitorEventMsg, 'visitor_events',
-            QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
+            VisitorEventMsg, 'visitor_events', visitor_events_qos())
             if tracking is not None else None)
         self.diagnostics_pub = node.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.diagnostics_timer = node.create_timer(DIAGNOSTICS_PERIOD_S,

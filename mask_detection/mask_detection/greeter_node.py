@@ -19,6 +19,7 @@ from std_msgs.msg import String
 
 from mask_detection import greetings, speech
 from mask_detection.node_runner import run_node
+from mask_detection.qos import visitor_events_qos
 from mask_detection_msgs.msg import VisitorEvent
 
 # How often greetings held back by the quiet period are checked, s.
@@ -78,8 +79,7 @@ class GreeterNode(Node):
         self.greeting_pub = self.create_publisher(
             String, 'greeting', QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
         self.subscription = self.create_subscription(
-            VisitorEvent, 'visitor_events', self._on_event,
-            QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
+            VisitorEvent, 'visitor_events', self._on_event, visitor_events_qos())
         self.create_timer(DUE_CHECK_PERIOD_S, self._on_timer)
         self.get_logger().info(
             f'greeting in {phrases.language!r} from {path}, quiet period '

@@ -16,6 +16,7 @@ from sensor_msgs.msg import Image
 
 from mask_detection.image_codec import image_msg_to_bgr, ImageConversionError
 from mask_detection.node_runner import run_node
+from mask_detection.qos import visitor_events_qos
 from mask_detection.viewer import (FrameFanout, ViewerConfig, ViewerError, ViewerServer,
                                    ViewerState)
 from mask_detection_msgs.msg import MaskDetectionArray, VisitorEvent
@@ -87,7 +88,7 @@ class ViewerNode(Node):
         self.create_subscription(MaskDetectionArray, 'detections', self._on_detections,
                                  QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
         self.create_subscription(VisitorEvent, 'visitor_events', self._on_event,
-                                 QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
+                                 visitor_events_qos())
         self.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics, 10)
         self.create_timer(WATCH_CHECK_PERIOD_S, self._follow_watchers)
         try:

@@ -17,6 +17,7 @@ from std_msgs.msg import Header
 
 from mask_detection import classifier, detector_node
 from mask_detection.image_codec import array_to_image_msg
+from mask_detection.qos import visitor_events_qos
 from mask_detection.tracking import TrackerConfig
 from mask_detection_msgs.msg import MaskDetection, MaskDetectionArray, VisitorEvent
 
@@ -133,3 +134,32 @@ def test_new_visitor_at_the_same_place_a_second_later_has_its_own_label(tmp_path
     assert min(abs(seconds_of(events[2].header) - stamp) for stamp in unmasked_stamps[:3]) \
         < 1e-6
     assert all(event.header.frame_id == 'entrance_camera' for event in events)
+
+
+@pytest.mark.graph
+def test_a_subscriber_that_starts_late_still_hears_the_visitor_arrive(tmp_path):
+    """visitor_events is transient local: a greeter started after the arrival still hears it."""
+    data = shared_dataset('real-world-masks')
+    model = classifier.default_model_path()
+    masked = visitor_frame(data / MASKED_VISITOR)
+    domain = ros_domain_id()
+    with GraphClient(domain) as client:
+        arrays = client.collect(MaskDetectionArray, 'detections', RELIABLE)
+        with NodeProcess('detector_node', domain, tmp_path, params={
+                'model_path': str(model), 'tracking.leave_timeout': 30.0}) as detector:
+            publisher = client.publisher(Image, 'image', RELIABLE, timeout=60.0)
+            # tracking.min_hits = 3: the visitor has appeared once a detection has a track id.
+            for index in range(6):
+                stamp = 200.0 + FRAME_PERIOD_S * index
+                assert client.publish_until(
+                    publisher, image_at(masked, stamp),
+                    lambda: any(abs(seconds_of(msg.header) - stamp) < 1e-6
+                                for msg in arrays), timeout=30), detector.log()
+            track_ids = {d.track_id for msg in arrays for d in msg.detections} - {0}
+            assert len(track_ids) == 1, [msg.detections for msg in arrays]
+            # Only now does the late subscriber start, with the topic's QoS.
+            late = client.collect(VisitorEvent, 'visitor_events', visitor_events_qos())
+            assert client.spin_until(lambda: late, timeout=15), detector.log()
+            assert detector.running, detector.log()
+    assert [(event.event, event.track_id, event.label) for event in late] == [
+        (VisitorEvent.VISITOR_APPEARED, track_ids.pop(), MaskDetection.MASK)]
