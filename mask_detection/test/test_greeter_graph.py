@@ -11,9 +11,13 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 import yaml
 
+from mask_detection.qos import visitor_events_qos
 from mask_detection_msgs.msg import MaskDetection, VisitorEvent
 
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+# As detector_node publishes them: greeter_node subscribes transient local, which a volatile
+# publisher does not serve.
+EVENTS_QOS = visitor_events_qos()
 PHRASES = yaml.safe_load(
     (ROOT / 'mask_detection' / 'config' / 'greetings.yaml').read_text())['languages']
 
@@ -38,7 +42,7 @@ def test_greetings_for_appear_change_and_leave_once_each(tmp_path, language):
             'greeter_node', domain, tmp_path,
             params={'quiet_period': 0.0, 'language': language}) as greeter:
         greetings = client.collect(String, 'greeting', RELIABLE)
-        publisher = client.publisher(VisitorEvent, 'visitor_events', RELIABLE)
+        publisher = client.publisher(VisitorEvent, 'visitor_events', EVENTS_QOS)
         # Repeated until heard (discovery): the repeats themselves must not be greeted again.
         appeared = _event(1, VisitorEvent.VISITOR_APPEARED, MaskDetection.NO_MASK)
         assert client.publish_until(publisher, appeared, lambda: greetings, timeout=20), \
@@ -71,7 +75,7 @@ def test_quiet_period_greets_a_flickering_visitor_once(tmp_path):
     with GraphClient(domain) as client, NodeProcess(
             'greeter_node', domain, tmp_path, params={'quiet_period': 2.0}) as greeter:
         greetings = client.collect(String, 'greeting', RELIABLE)
-        publisher = client.publisher(VisitorEvent, 'visitor_events', RELIABLE)
+        publisher = client.publisher(VisitorEvent, 'visitor_events', EVENTS_QOS)
         appeared = _event(5, VisitorEvent.VISITOR_APPEARED, MaskDetection.MASK)
         assert client.publish_until(publisher, appeared, lambda: greetings, timeout=20)
         for label in (MaskDetection.NO_MASK, MaskDetection.MASK, MaskDetection.NO_MASK):
@@ -95,7 +99,7 @@ def test_spoken_greetings_are_non_silent_wav_files(tmp_path):
             'greeter_node', domain, tmp_path,
             params={'speak': True, 'speech_wav_dir': str(wav_dir)}) as greeter:
         greetings = client.collect(String, 'greeting', RELIABLE)
-        publisher = client.publisher(VisitorEvent, 'visitor_events', RELIABLE)
+        publisher = client.publisher(VisitorEvent, 'visitor_events', EVENTS_QOS)
         appeared = _event(1, VisitorEvent.VISITOR_APPEARED, MaskDetection.NO_MASK)
         assert client.publish_until(publisher, appeared, lambda: greetings, timeout=20)
         publisher.publish(_event(2, VisitorEvent.VISITOR_APPEARED, MaskDetection.MASK))
