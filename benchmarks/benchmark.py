@@ -34,11 +34,14 @@ if str(REPO_ROOT / 'mask_detection') not in sys.path:
 
 from mask_detection import classifier as classifier_module  # noqa: E402
 from mask_detection.faces import create_face_detector  # noqa: E402
+from mask_detection.pipeline import DEFAULT_FRAMES_IN_FLIGHT  # noqa: E402
 
 from benchmarks.common import (  # noqa: E402,I100 - the graph benchmark shares these
     image_folder, load_average, load_frames, parse_size, resolve_model_path, usable_cores)
 
 STAGES = ('convert', 'detect', 'classify', 'draw')
+# The row of detector_node's default worker design (DEFAULT_FRAMES_IN_FLIGHT frames at once).
+IN_FLIGHT_ROW = '(b) default, {} in flight'
 # The original tutorial's Haar settings (the naive baseline).
 NAIVE_HAAR = {'scaleFactor': 1.1, 'minNeighbors': 5, 'minSize': (30, 30)}
 COLOURS = {0: (0, 200, 0), 1: (0, 0, 255), 2: (0, 220, 220)}
@@ -187,6 +190,53 @@ class PipelineSystem:
         return len(result.detections), times
 
 
+class InFlightSystem:
+    """detector_node's worker design: ``count`` frames processed at the same time.
+
+    Each worker has its own pipeline (like the node's), with ``threads`` detector and
+    classifier threads; the workers take a round's frames in order from a shared queue.  Its
+    fps is frames / wall time of the round (throughput); per-frame times are each frame's own
+    processing time.  The node's in-order tracking and publishing are not part of it (the
+    ``ros`` benchmark measures the node itself).
+    """
+
+    def __init__(self, name, config, count, threads=1):
+        config = dataclasses.replace(config, detector_threads=threads, num_threads=threads)
+        self.name = name
+        self.workers = [PipelineSystem(f'{name} #{index}', config) for index in range(count)]
+        self.engine = self.workers[0].engine
+
+    def process_message(self, msg):
+        return self.workers[0].process_message(msg)
+
+    def process_round(self, messages):
+        """Process ``messages`` with all workers; return ([(faces, times, ms)], wall ms)."""
+        import queue
+        import threading
+        pending = queue.SimpleQueue()
+        for index, msg in enumerate(messages):
+            pending.put((index, msg))
+        results = [None] * len(messages)
+
+        def work(system):
+            while True:
+                try:
+                    index, msg = pending.get_nowait()
+                except queue.Empty:
+                    return
+                start = time.perf_counter_ns()
+                faces, times = system.process_message(msg)
+                results[index] = (faces, times, _ms(start))
+
+        threads = [threading.Thread(target=work, args=(system,)) for system in self.workers]
+        start = time.perf_counter_ns()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return results, _ms(start)
+
+
 def engine_label(face_detector, classifier):
     """Return 'DETECTOR ENGINE+CLASSIFIER ENGINE', e.g. 'onnxruntime+onnxruntime'."""
     return (f'{getattr(face_detector, "engine", "") or "?"}+'
@@ -231,14 +281,16 @@ class ComponentSystem:
 
 
 def build_systems(model_path, detectors=('haar', 'centerface'), annotate_row=True,
-                  scales=(), engines=('opencv',), threads=None, variants=()):
+                  scales=(), engines=('opencv',), threads=None, variants=(), in_flight=0):
     """Return (systems, notes): naive, default, default + annotation, one per face detector.
 
     ``scales``: extra rows, each face detector at that detection_scale.  ``engines``: extra
     rows, the default configuration with each of these inference engines.  ``threads``:
     (detector, classifier) threads given to every configuration (ONNX Runtime sessions take
     their thread count when they are made; None = the configurations' own).  ``variants``:
-    extra rows, the default configuration with these {field: value} changes.
+    extra rows, the default configuration with these {field: value} changes.  ``in_flight``:
+    with 2 or more, a row of that many frames in flight (detector_node's worker design), one
+    thread each.
     """
     notes = []
     systems = [NaiveSystem(model_path)]
@@ -261,6 +313,8 @@ def build_systems(model_path, detectors=('haar', 'centerface'), annotate_row=Tru
 
     default = configured()
     systems.append(PipelineSystem('(b) default', default))
+    if in_flight > 1:
+        systems.append(InFlightSystem(IN_FLIGHT_ROW.format(in_flight), configured(), in_flight))
     if annotate_row:
         systems.append(PipelineSystem('(b) default+draw', default, annotate=True))
     for engine in engines:
@@ -298,6 +352,8 @@ class Measurement:
     name: str
     frame_ms: list = field(default_factory=list)
     cpu_ms: float = 0.0
+    # Frames in flight: the rounds' wall time (fps = frames / wall time, not / summed frames).
+    wall_ms: float = 0.0
     stage_ms: dict = field(default_factory=dict)
     faces: int = 0
 
@@ -311,7 +367,8 @@ class Measurement:
     def summary(self):
         frames = len(self.frame_ms)
         total = sum(self.frame_ms)
-        row = {'frames': frames, 'fps': 1000.0 * frames / total if total else 0.0,
+        elapsed = self.wall_ms or total
+        row = {'frames': frames, 'fps': 1000.0 * frames / elapsed if elapsed else 0.0,
                'mean_ms': total / frames if frames else 0.0,
                'median_ms': statistics.median(self.frame_ms) if frames else 0.0,
                'p95_ms': float(np.percentile(self.frame_ms, 95)) if frames else 0.0,
@@ -357,12 +414,21 @@ def set_threads(cv_threads, torch_threads):
 def measure(systems, messages, rounds, warmup=3):
     """Run every system over every message, ``rounds`` times, interleaved; return Measurements."""
     for system in systems:
-        for msg in messages[:warmup]:
-            system.process_message(msg)
+        for worker in getattr(system, 'workers', [system]):
+            for msg in messages[:warmup]:
+                worker.process_message(msg)
     results = {system.name: Measurement(system.name) for system in systems}
     for _ in range(rounds):
         for system in systems:
             measurement = results[system.name]
+            if hasattr(system, 'process_round'):
+                cpu_start = time.process_time_ns()
+                frames, wall_ms = system.process_round(messages)
+                cpu_ms = (time.process_time_ns() - cpu_start) * 1e-6
+                for faces, times, frame_ms in frames:
+                    measurement.add(faces, times, frame_ms, cpu_ms / len(frames))
+                measurement.wall_ms += wall_ms
+                continue
             for msg in messages:
                 cpu_start = time.process_time_ns()
                 start = time.perf_counter_ns()
@@ -395,10 +461,14 @@ def run_pipeline_benchmark(frames, rounds=3, threads=('1', 'all'), model_path=No
     for setting in threads:
         label, cv_threads, torch_threads = parse_threads(setting)
         used = set_threads(cv_threads, torch_threads)
-        if default_threads is not None and default_threads != (cv_threads, torch_threads):
+        # detector_node's worker design spends all cores on frames in flight, one thread each.
+        in_flight = (DEFAULT_FRAMES_IN_FLIGHT if (cv_threads, torch_threads) == (0, 0)
+                     and usable_cores() >= DEFAULT_FRAMES_IN_FLIGHT > 1 else 0)
+        if in_flight or (default_threads is not None
+                         and default_threads != (cv_threads, torch_threads)):
             # The detector's and classifier's ONNX Runtime sessions get these threads too.
             systems = build_systems(model_path, detectors, annotate_row, scales, engines,
-                                    (cv_threads, torch_threads), variants)[0]
+                                    (cv_threads, torch_threads), variants, in_flight)[0]
         measurements = measure(systems, messages, rounds)
         rows = {name: m.summary() for name, m in measurements.items()}
         for system in systems:
@@ -414,6 +484,11 @@ def run_pipeline_benchmark(frames, rounds=3, threads=('1', 'all'), model_path=No
     report['naive_fps'] = all_rows['(a) naive']['fps']
     report['default_fps'] = all_rows['(b) default']['fps']
     report['ratio'] = all_rows['(b) default']['ratio']
+    in_flight_row = IN_FLIGHT_ROW.format(DEFAULT_FRAMES_IN_FLIGHT)
+    if in_flight_row in all_rows:
+        report['frames_in_flight'] = DEFAULT_FRAMES_IN_FLIGHT
+        report['in_flight_fps'] = all_rows[in_flight_row]['fps']
+        report['in_flight_ratio'] = all_rows[in_flight_row]['ratio']
     one = report['results'].get('1')
     if one:
         report['naive_fps_1thread'] = one['systems']['(a) naive']['fps']
@@ -581,6 +656,10 @@ def pipeline_main(args):
              else f'threads {next(iter(report["results"]))}')
     print(f'default {report["default_fps"]:.1f} fps, naive {report["naive_fps"]:.1f} fps, '
           f'ratio {report["ratio"]:.2f} ({label})')
+    if 'in_flight_fps' in report:
+        print(f'default with {report["frames_in_flight"]} frames in flight (detector_node\'s '
+              f'design) {report["in_flight_fps"]:.1f} fps, ratio {report["in_flight_ratio"]:.2f} '
+              '(all threads)')
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=2, sort_keys=True) + '\n')

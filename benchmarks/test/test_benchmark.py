@@ -88,6 +88,33 @@ def test_pipeline_benchmark_cli_prints_table_and_writes_json(tmp_path, capsys, a
             else 'opencv+torch'
         assert rows['(b) default']['engine'] == expected
     assert 'onnxruntime+onnxruntime' in printed or 'opencv+torch' in printed
+    # With all threads on 2+ cores, detector_node's design (2 frames in flight) has its row.
+    if common.usable_cores() >= 2:
+        row = report['results']['all']['systems']['(b) default, 2 in flight']
+        assert row['frames'] == 2 and row['fps'] > 0
+        assert report['frames_in_flight'] == 2
+        assert report['in_flight_fps'] == pytest.approx(row['fps'])
+        assert report['in_flight_ratio'] == pytest.approx(row['fps'] / report['naive_fps'])
+        assert '2 frames in flight' in printed
+        assert '(b) default, 2 in flight' not in report['results']['1']['systems']
+
+
+def test_frames_in_flight_find_what_one_pipeline_finds(astronaut_bgr):
+    """Two workers over a round: every frame processed once, the same faces, fps by wall time."""
+    from mask_detection.pipeline import PipelineConfig
+    frames = [astronaut_bgr, astronaut_bgr[:, ::-1].copy(), np.full_like(astronaut_bgr, 90)]
+    messages = [benchmark.frame_message(frame) for frame in frames]
+    system = benchmark.InFlightSystem('in flight', PipelineConfig(), 2)
+    sequential = [system.workers[0].process_message(msg)[0] for msg in messages]
+    assert sequential[0] >= 1 and sequential[2] == 0
+    results, wall_ms = system.process_round(messages)
+    assert [faces for faces, _, _ in results] == sequential
+    assert wall_ms > 0 and all(ms > 0 for _, _, ms in results)
+    measurement = benchmark.Measurement('in flight')
+    for faces, times, ms in results:
+        measurement.add(faces, times, ms)
+    measurement.wall_ms = wall_ms
+    assert measurement.summary()['fps'] == pytest.approx(3000.0 / wall_ms)
 
 
 def test_graph_statistics_count_drops_and_latency():

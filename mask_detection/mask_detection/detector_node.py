@@ -28,7 +28,8 @@ from mask_detection.classifier import ModelFileError
 from mask_detection.image_codec import array_to_compressed_msg, array_to_image_msg
 from mask_detection.image_codec import describe_msg, ImageConversionError, msg_to_bgr
 from mask_detection.node_runner import run_node
-from mask_detection.pipeline import MaskDetectionPipeline, PipelineConfig
+from mask_detection.pipeline import DEFAULT_FRAMES_IN_FLIGHT, MaskDetectionPipeline
+from mask_detection.pipeline import PipelineConfig
 from mask_detection.qos import visitor_events_qos
 from mask_detection_msgs.msg import MaskDetection, MaskDetectionArray
 from mask_detection_msgs.msg import VisitorEvent as VisitorEventMsg
@@ -92,7 +93,8 @@ PIPELINE_PARAMETERS = {
     'inference_engine': ("Engine of CenterFace and the classifier: 'onnxruntime' (both), "
                          "'opencv' (CenterFace in OpenCV DNN, the classifier in PyTorch: "
                          "slower) or 'auto' (ONNX Runtime when installed).", None, None),
-    'detector_threads': ('ONNX Runtime threads of the face detector; 0 = all usable cores.',
+    'detector_threads': ('ONNX Runtime threads of the face detector of each frame in flight; '
+                         '0 = the usable cores divided among frames_in_flight (at least 1).',
                          0, 1024),
     'refine_threshold': ('CenterFace below full scale: candidates scoring at least this (and '
                          'below face_score_threshold) that are smaller than 48 px get a '
@@ -155,6 +157,11 @@ def parameter_specs():
                       0.0, 1000.0),
         ParameterSpec('no_image_timeout', 5.0, 'Seconds without an image after which '
                       '/diagnostics reports ERROR.', 0.1, 3600.0),
+        ParameterSpec('frames_in_flight', DEFAULT_FRAMES_IN_FLIGHT,
+                      'Frames processed at the same time, each by its own worker and copy of '
+                      'the pipeline (1 = one at a time); tracking and publishing stay in '
+                      'arrival order. A frame that arrives while another is processed starts '
+                      'at once instead of waiting.', 1, 8, read_only=True),
     ]
     defaults = PipelineConfig()
     for spec in dataclasses.fields(PipelineConfig):
@@ -179,9 +186,15 @@ def parameter_specs():
 
 
 def pipeline_config(values):
-    """Build the PipelineConfig for parameter ``values`` ({name: value}); ValueError if bad."""
-    return PipelineConfig(**{spec.name: values[spec.name]
-                             for spec in dataclasses.fields(PipelineConfig)})
+    """Build the PipelineConfig for parameter ``values`` ({name: value}); ValueError if bad.
+
+    ``detector_threads`` 0 becomes the usable cores divided among ``frames_in_flight``.
+    """
+    fields = {spec.name: values[spec.name] for spec in dataclasses.fields(PipelineConfig)}
+    if not fields['detector_threads']:
+        in_flight = values.get('frames_in_flight', 1)
+        fields['detector_threads'] = max(1, engines.usable_cores() // in_flight)
+    return PipelineConfig(**fields)
 
 
 def tracker_config(values):
@@ -207,12 +220,16 @@ def build_pipeline(values, changed=None, current=None):
 
 
 class LatestFrame:
-    """A one-slot mailbox: put() replaces a waiting frame (counted as dropped)."""
+    """A one-slot mailbox: put() replaces a waiting frame (counted as dropped).
+
+    take() numbers the items it hands out 0, 1, 2, ... in arrival order (``taken``).
+    """
 
     def __init__(self):
         self._condition = threading.Condition()
         self._item = None
         self.dropped = 0
+        self.taken = 0
 
     def put(self, item):
         with self._condition:
@@ -222,12 +239,15 @@ class LatestFrame:
             self._condition.notify()
 
     def take(self, timeout):
-        """Return the newest item, waiting up to ``timeout`` s; None if there is none."""
+        """Return (number, newest item), waiting up to ``timeout`` s; None if there is none."""
         with self._condition:
             if self._item is None:
                 self._condition.wait(timeout)
             item, self._item = self._item, None
-            return item
+            if item is None:
+                return None
+            self.taken += 1
+            return self.taken - 1, item
 
 
 class ThrottledLog:
@@ -283,6 +303,9 @@ class DetectorCore:
         for spec in self.specs.values():
             node.declare_parameter(spec.name, spec.default, spec.descriptor())
         self.pipeline = self.tracker = None
+        # One pipeline per frame in flight (their ONNX Runtime session caches are not shared
+        # between threads); self.pipeline is the first.
+        self.pipelines = []
         node.add_on_set_parameters_callback(self._on_set_parameters)
 
         self.lock = threading.Lock()
@@ -303,7 +326,13 @@ class DetectorCore:
         self.subscription = self.silence_timer = None
         self.image_topic = node.resolve_topic_name('image')
         self._stop = threading.Event()
-        self._worker = None
+        self._workers = []
+        # Frames are taken one worker at a time (max_rate_hz spacing, arrival numbers) and
+        # tracked and published in the order taken: self._turn is the next number's turn.
+        self._take_lock = threading.Lock()
+        self._next_start = 0.0
+        self._turn_condition = threading.Condition()
+        self._turn = 0
 
     @property
     def configured(self):
@@ -327,7 +356,8 @@ class DetectorCore:
         if transport not in IMAGE_TRANSPORTS:
             raise ConfigurationError(
                 f"image_transport must be 'raw' or 'compressed', got {transport!r}")
-        self.pipeline, self.tracker = self._build(values)     # ConfigurationError if bad
+        self.pipelines, self.tracker = self._build(values)    # ConfigurationError if bad
+        self.pipeline = self.pipelines[0]
         node = self.node
         self.detections_pub = node.create_publisher(MaskDetectionArray, 'detections', 10)
         self.annotated_pub = node.create_publisher(
@@ -358,8 +388,14 @@ class DetectorCore:
         self.silence_timer = self.node.create_timer(SILENCE_CHECK_PERIOD_S,
                                                     self._expire_tracks_on_silence)
         self._stop.clear()
-        self._worker = threading.Thread(target=self._work, name='detector', daemon=True)
-        self._worker.start()
+        with self._turn_condition:
+            self._turn = self.mailbox.taken
+        self._workers = [
+            threading.Thread(target=self._work, args=(pipeline_index,),
+                             name=f'detector-{pipeline_index}', daemon=True)
+            for pipeline_index in range(len(self.pipelines))]
+        for worker in self._workers:
+            worker.start()
         self.node.get_logger().info(
             f'{self._pipeline_summary()}; listening on {self.subscription.topic_name} '
             f'({reliability})')
@@ -389,6 +425,7 @@ class DetectorCore:
         self.diagnostics_pub = self.diagnostics_timer = None
         with self.tracker_lock:
             self.pipeline = self.tracker = None
+            self.pipelines = []
             self.last_tracked = None
 
     # ---- configuration -------------------------------------------------------------------
@@ -405,17 +442,19 @@ class DetectorCore:
         """
         pipeline_fields = {spec.name for spec in dataclasses.fields(PipelineConfig)}
         try:
-            pipeline, tracker = self.pipeline, self.tracker
+            pipelines, tracker = self.pipelines, self.tracker
             if changed is None or changed & pipeline_fields:
-                pipeline = build_pipeline(
+                current = pipelines or [None] * values['frames_in_flight']
+                pipelines = [build_pipeline(
                     values, None if changed is None else changed & pipeline_fields, pipeline)
+                    for pipeline in current]
             if changed is None or any(name.startswith('tracking.') for name in changed):
                 tracker = None
                 if tracking is not None and values['tracking.enabled']:
                     tracker = tracking.MaskTracker(tracker_config(values))
         except (ModelFileError, faces.FaceDetectorError, ValueError, OSError) as error:
             raise ConfigurationError(str(error)) from error
-        return pipeline, tracker
+        return pipelines, tracker
 
     def _on_set_parameters(self, parameters):
         changed = {p.name for p in parameters if p.name in self.specs}
@@ -423,7 +462,8 @@ class DetectorCore:
             # Unconfigured (managed node): configure() validates and builds everything.
             return SetParametersResult(successful=True)
         try:
-            self.pipeline, self.tracker = self._build(self._values(parameters), changed)
+            pipelines, self.tracker = self._build(self._values(parameters), changed)
+            self.pipelines, self.pipeline = pipelines, pipelines[0]
         except ConfigurationError as error:
             return SetParametersResult(successful=False, reason=str(error))
         self.node.get_logger().info(
@@ -448,23 +488,25 @@ class DetectorCore:
             self.last_image_time = time.monotonic()
         self.mailbox.put(msg)
 
-    def _work(self):
-        next_start = 0.0
+    def _work(self, index):
+        """Worker ``index``: take the newest frame, process it with pipeline ``index``."""
         while not self._stop.is_set():
-            max_rate = self.node.get_parameter('max_rate_hz').value
-            if max_rate > 0:
-                # Frames arriving during this wait replace each other in the mailbox.
-                self._stop.wait(max(0.0, next_start - time.monotonic()))
-            msg = self.mailbox.take(timeout=0.2)
-            if msg is None:
-                continue
-            started = time.monotonic()
-            # Read again: a limit set while take() waited must already space this frame from
-            # the next one.
-            max_rate = self.node.get_parameter('max_rate_hz').value
-            next_start = started + (1.0 / max_rate if max_rate > 0 else 0.0)
+            with self._take_lock:
+                max_rate = self.node.get_parameter('max_rate_hz').value
+                if max_rate > 0:
+                    # Frames arriving during this wait replace each other in the mailbox.
+                    self._stop.wait(max(0.0, self._next_start - time.monotonic()))
+                taken = self.mailbox.take(timeout=0.2)
+                if taken is None:
+                    continue
+                started = time.monotonic()
+                # Read again: a limit set while take() waited must already space this frame
+                # from the next one.
+                max_rate = self.node.get_parameter('max_rate_hz').value
+                self._next_start = started + (1.0 / max_rate if max_rate > 0 else 0.0)
+            number, msg = taken
             try:
-                self._process(msg, started)
+                self._process(msg, started, number, self.pipelines[index])
             except Exception as error:  # noqa: B902 - one bad frame must not stop the node
                 if not rclpy.ok() or self._stop.is_set():
                     return
@@ -472,8 +514,26 @@ class DetectorCore:
                     self.window.bad_frames += 1
                 self.bad_frame_log(f'frame {describe_msg(msg)} from '
                                    f'{msg.header.frame_id!r} failed: {error}')
+            finally:
+                self._pass_turn(number)
 
-    def _process(self, msg, started):
+    def _wait_turn(self, number):
+        """Wait until the frames taken before frame ``number`` are tracked and published."""
+        with self._turn_condition:
+            while self._turn < number and not self._stop.is_set():
+                self._turn_condition.wait(0.1)
+
+    def _pass_turn(self, number):
+        """Hand the turn on from frame ``number`` (after waiting for it; once only)."""
+        self._wait_turn(number)
+        with self._turn_condition:
+            if self._turn == number:
+                self._turn = number + 1
+                self._turn_condition.notify_all()
+
+    def _process(self, msg, started, number=None, pipeline=None):
+        """Process one frame; ``number``: its place in the order (None: no other in flight)."""
+        pipeline = self.pipeline if pipeline is None else pipeline
         try:
             bgr = msg_to_bgr(msg)       # a view of msg.data for bgr8; JPEG/PNG decoded
         except ImageConversionError as error:
@@ -484,9 +544,15 @@ class DetectorCore:
                 f'({describe_msg(msg)}, '
                 f'frame_id {msg.header.frame_id!r}), skipped: {error}')
             return
-        pipeline, tracker = self.pipeline, self.tracker
         result = pipeline.process(bgr)
         detections, events = result.detections, []
+        # Frames in flight end here in the order they were taken: the tracker needs its
+        # stamps in order, and subscribers expect them so.
+        if number is not None:
+            self._wait_turn(number)
+            if self._stop.is_set():
+                return
+        tracker = self.tracker
         if tracker is not None:
             stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
             if not stamp:       # an unstamped image: track on the arrival time instead
@@ -584,7 +650,8 @@ class DetectorCore:
         processed = max(window.processed, 1)
         mean_ms = window.processing_ms_sum / processed
         input_rate = window.received / elapsed
-        busy = window.processing_ms_sum / 1000.0 / elapsed
+        # The share of the time the workers were busy, all frames in flight together.
+        busy = window.processing_ms_sum / 1000.0 / elapsed / max(len(self.pipelines), 1)
         timeout = self.node.get_parameter('no_image_timeout').value
         silent_for = now - (last_image if last_image is not None else self.created)
         topic = self.image_topic
@@ -616,6 +683,7 @@ class DetectorCore:
             'faces_per_frame': f'{window.faces / processed:.2f}',
             'face_detector': faces.resolve_detector_name(values['face_detector']),
             'inference_engine': self.pipeline.face_detector.engine,
+            'frames_in_flight': str(len(self.pipelines)),
             'model': self._model_in_use(),
             'device': str(values['device']),
             'tracking': 'on' if self.tracker is not None else 'off',
@@ -628,11 +696,12 @@ class DetectorCore:
             values=[KeyValue(key=key, value=value) for key, value in items.items()])
 
     def stop(self, timeout=5.0):
-        """Stop the worker thread (it finishes the frame in hand)."""
+        """Stop the worker threads (each finishes the frame in hand)."""
         self._stop.set()
-        if self._worker is not None:
-            self._worker.join(timeout)
-            self._worker = None
+        deadline = time.monotonic() + timeout
+        for worker in self._workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+        self._workers = []
 
 
 class DetectorNode(Node):

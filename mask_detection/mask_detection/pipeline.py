@@ -44,6 +44,11 @@ class PipelineResult:
     timings: dict = field(default_factory=dict)
 
 
+# Two frames in flight, each detector on one core, beat one frame detected on two cores: ONNX
+# Runtime's CenterFace gains little from a second thread at this input size (BENCHMARKS.md).
+DEFAULT_FRAMES_IN_FLIGHT = 2
+
+
 @dataclass
 class PipelineConfig:
     """Settings of the mask detection pipeline (the node's ROS parameters map onto these)."""

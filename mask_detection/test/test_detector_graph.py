@@ -54,9 +54,13 @@ def test_latest_frame_keeps_only_the_newest():
     assert mailbox.take(timeout=0.01) is None
     for item in 'abc':
         mailbox.put(item)
-    assert mailbox.take(timeout=0.01) == 'c'
+    assert mailbox.take(timeout=0.01) == (0, 'c')
     assert mailbox.dropped == 2
     assert mailbox.take(timeout=0.01) is None
+    # Items are numbered in the order they are taken, for the in-order publishing.
+    mailbox.put('d')
+    assert mailbox.take(timeout=0.01) == (1, 'd')
+    assert mailbox.taken == 2
 
 
 def test_throttled_log_counts_repeats():
@@ -129,8 +133,14 @@ def test_diagnostic_levels(node_in_process):
     def window(**fields):
         return detector_node.WindowStats(**{'received': 30, 'processed': 10, **fields})
 
-    behind = status(window(dropped=20, processing_ms_sum=950.0), 1.0, now, now - 0.1)
+    # Busy is the share of the workers' time: with 2 frames in flight, 0.95 s each per second.
+    workers = len(node_in_process.core.pipelines)
+    assert workers == 2     # the default frames_in_flight
+    behind = status(window(dropped=20, processing_ms_sum=950.0 * workers), 1.0, now, now - 0.1)
     assert behind.level == DiagnosticStatus.WARN and 'falling behind' in behind.message
+    assert {kv.key: kv.value for kv in behind.values}['frames_in_flight'] == '2'
+    half = status(window(dropped=20, processing_ms_sum=950.0), 1.0, now, now - 0.1)
+    assert half.level == DiagnosticStatus.OK, half.message     # one worker was free
     # The same drops with an idle worker come from max_rate_hz, not from falling behind.
     limited = status(window(dropped=20, processing_ms_sum=100.0), 1.0, now, now - 0.1)
     assert limited.level == DiagnosticStatus.OK, limited.message
@@ -415,3 +425,35 @@ def test_unusable_configuration_exits_with_one_clear_error(tmp_path, model_path,
     fatal = [line for line in log.splitlines() if '[FATAL]' in line]
     assert len(fatal) == 1 and expected in fatal[0], log
     assert 'Traceback' not in log, log
+
+
+@pytest.mark.graph
+def test_frames_in_flight_are_published_in_arrival_order(tmp_path, model_path):
+    """Two frames in flight: a quick frame (no face) never overtakes a slow one (a face).
+
+    A burst alternates the astronaut (detection, then classification) with an empty grey frame
+    (detection only) faster than the node can process them, so both workers are busy and the
+    grey frame taken second often finishes first; detections must still go out in stamp order.
+    """
+    grey = np.full_like(ASTRONAUT, 128)
+    domain = ros_domain_id()
+    with GraphClient(domain) as client:
+        arrays = client.collect(MaskDetectionArray, 'detections', RELIABLE)
+        with NodeProcess('detector_node', domain, tmp_path, params={
+                'model_path': str(model_path), 'frames_in_flight': 2,
+                'qos_reliability': 'reliable'}) as detector:
+            publisher = client.publisher(Image, 'image', RELIABLE, timeout=STARTUP_S)
+            assert client.publish_until(publisher, _image_msg(grey, stamp=(1, 0)),
+                                        lambda: arrays, timeout=STARTUP_S), detector.log()
+            for index in range(1, 121):
+                frame = ASTRONAUT if index % 2 else grey
+                publisher.publish(_image_msg(frame, stamp=(10 + index // 100,
+                                                           index % 100 * 10_000_000)))
+                client.spin_for(0.005)
+            assert client.spin_until(lambda: len(arrays) >= 20, timeout=STEP_S), detector.log()
+            client.spin_for(1.0)
+            assert detector.running, detector.log()
+    stamps = [_stamp(msg.header) for msg in arrays]
+    assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps), stamps
+    faces = [len(msg.detections) for msg in arrays[1:]]
+    assert 0 in faces and 1 in faces, faces     # both kinds of frame were processed
