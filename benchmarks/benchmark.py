@@ -452,6 +452,8 @@ def run_pipeline_benchmark(frames, rounds=3, threads=('1', 'all'), model_path=No
     default_threads = None
     if hasattr(systems[1], 'config') and hasattr(systems[1].config, 'detector_threads'):
         default_threads = (systems[1].config.detector_threads, systems[1].config.num_threads)
+    # (threads given to the systems, or None for their own; frames in flight) they were built for
+    built_for = (default_threads, 0)
     report = {'size': f'{frames[0].shape[1]}x{frames[0].shape[0]}', 'frames': len(frames),
               'rounds': rounds, 'cores': usable_cores(), 'model_path': str(model_path),
               'image_reader': reader, 'notes': notes, 'load_average_before': load_average(),
@@ -464,11 +466,15 @@ def run_pipeline_benchmark(frames, rounds=3, threads=('1', 'all'), model_path=No
         # detector_node's worker design spends all cores on frames in flight, one thread each.
         in_flight = (DEFAULT_FRAMES_IN_FLIGHT if (cv_threads, torch_threads) == (0, 0)
                      and usable_cores() >= DEFAULT_FRAMES_IN_FLIGHT > 1 else 0)
-        if in_flight or (default_threads is not None
-                         and default_threads != (cv_threads, torch_threads)):
-            # The detector's and classifier's ONNX Runtime sessions get these threads too.
+        wanted = ((cv_threads, torch_threads) if default_threads is not None else None,
+                  in_flight)
+        if wanted != built_for:
+            # The detector's and classifier's ONNX Runtime sessions get these threads too
+            # (they take them when they are made): systems built for another setting are not
+            # reused.
             systems = build_systems(model_path, detectors, annotate_row, scales, engines,
-                                    (cv_threads, torch_threads), variants, in_flight)[0]
+                                    wanted[0], variants, in_flight)[0]
+            built_for = wanted
         measurements = measure(systems, messages, rounds)
         rows = {name: m.summary() for name, m in measurements.items()}
         for system in systems:
