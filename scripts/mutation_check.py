@@ -88,6 +88,11 @@ MUTATIONS = (
              '| `num_threads` | int [0, 1024] | `1` |',
              '| `num_threads` | int [0, 1024] | `0` |',
              (f'{TESTS}/test_documented_parameters_graph.py', '-k', 'readme')),
+    Mutation('i', 'frames in flight published as they finish, not in arrival order',
+             f'{PACKAGE}/detector_node.py',
+             '        if number is not None:\n            self._wait_turn(number)',
+             '        if False:\n            self._wait_turn(number)',
+             (f'{TESTS}/test_detector_graph.py', '-k', 'in_flight')),
 )
 
 # What setup.sh unsets before building against ROS 2 from PyPI wheels.
