@@ -37,12 +37,17 @@ TRANSITIONS = {'configure': Transition.TRANSITION_CONFIGURE,
 
 
 class Lifecycle:
-    """Drive a node's lifecycle: the ros2 CLI when installed, else its services."""
+    """Drive a node's lifecycle: through its services, or with ``cli`` the ros2 CLI.
 
-    def __init__(self, client, domain):
+    Each CLI call is a new process that must discover the node first (seconds on a loaded
+    machine): the tests use the CLI for a few transitions, the services for the rest.
+    """
+
+    def __init__(self, client, domain, cli=False):
         self.client = client
         self.domain = domain
-        self.cli = shutil.which('ros2')
+        self.cli = shutil.which('ros2') if cli else None
+        assert self.cli or not cli, 'the ros2 CLI is missing: run make setup'
 
     def wait_for_node(self, timeout=30.0):
         service = self.client.node.create_client(GetState, f'{NODE}/get_state')
@@ -109,6 +114,7 @@ def test_lifecycle_transitions_switch_topics_and_processing(tmp_path, model_path
         arrays = client.collect(MaskDetectionArray, 'detections', RELIABLE)
         publisher = client.node.create_publisher(Image, 'image', RELIABLE)
         lifecycle = Lifecycle(client, domain)
+        cli = Lifecycle(client, domain, cli=True)     # as a user would, for a few steps
         lifecycle.wait_for_node()
 
         def frames_processed(seconds=3.0):
@@ -123,10 +129,10 @@ def test_lifecycle_transitions_switch_topics_and_processing(tmp_path, model_path
                 client.spin_for(0.1)
             return len(arrays)
 
-        assert lifecycle.state() == 'unconfigured'
+        assert cli.state() == 'unconfigured'
         assert _wait_topics(client, (0, 0)) == (0, 0), 'unconfigured: no topic yet'
-        assert lifecycle.set('configure'), detector.log()
-        assert lifecycle.state() == 'inactive'
+        assert cli.set('configure'), detector.log()
+        assert cli.state() == 'inactive'
         assert _wait_topics(client, (1, 0)) == (1, 0), 'inactive: publishers, no subscription'
         assert frames_processed(1.0) == 0
         assert lifecycle.set('activate'), detector.log()
@@ -142,8 +148,8 @@ def test_lifecycle_transitions_switch_topics_and_processing(tmp_path, model_path
         assert lifecycle.set('deactivate') and lifecycle.set('cleanup'), detector.log()
         assert lifecycle.state() == 'unconfigured'
         assert _wait_topics(client, (0, 0)) == (0, 0), 'cleaned up: no publisher left'
-        assert lifecycle.set('shutdown'), detector.log()
-        assert lifecycle.state() == 'finalized'
+        assert cli.set('shutdown'), detector.log()
+        assert cli.state() == 'finalized'
         assert detector.running, 'finalized is a state, not an exit'
         assert detector.stop() == 0, detector.log()
     assert 'Traceback' not in detector.log(), detector.log()
