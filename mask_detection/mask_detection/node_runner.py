@@ -31,8 +31,10 @@ class _StopSignals:
 
     def __init__(self):
         self.interruptible = True
+        self.received = False
 
     def __call__(self, signum, frame):
+        self.received = True
         if self.interruptible:
             self.interruptible = False
             raise KeyboardInterrupt
@@ -122,8 +124,9 @@ def run_node(name, build, fatal_errors=(), finished=None, close=None, args=None)
         pass
     except Exception:
         # A signal landing while the node is built or publishing surfaces as an RCLError
-        # ("context is invalid"): that is shutdown, not a bug.
-        if rclpy.ok():
+        # ("context is invalid"), and one landing while rclpy converts a received message
+        # as pybind11's "Unable to convert call argument": that is shutdown, not a bug.
+        if rclpy.ok() and not stop_signals.received:
             raise
     finally:
         stop_signals.interruptible = False

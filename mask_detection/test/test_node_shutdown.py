@@ -7,12 +7,14 @@ thread still inside a blocking OpenCV call when the node exits must not abort th
 """
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 
 from conftest import ros_domain_id
 import cv2
-from graph_utils import GraphClient, NodeProcess, write_video
+from graph_utils import GraphClient, node_environment, NodeProcess, write_video
 import pytest
 import skimage.data
 
@@ -126,3 +128,36 @@ def test_camera_node_exits_cleanly_while_a_stream_read_blocks(tmp_path, hang_up_
         # The capture thread is still blocked: the node says it does not wait for it.
         assert 'exiting without waiting for thread(s) still busy' in log, log
         assert 'capture' in log.split('exiting without waiting for thread(s)')[1], log
+
+
+# A node whose timer signals its own process and, like pybind11 when the KeyboardInterrupt
+# lands while rclpy converts a received message, turns the interrupt into another error
+# (seen in CI: viewer_node's take_message raised "Unable to convert call argument '0' to
+# Python object" on Ctrl-C and the node exited 1 with a traceback).
+SIGNAL_DURING_CONVERSION = """
+import os, signal, sys, time
+from rclpy.node import Node
+from mask_detection.node_runner import run_node
+
+class Node_(Node):
+    def __init__(self):
+        super().__init__('interrupted_in_conversion')
+        self.create_timer(0.05, self.tick)
+
+    def tick(self):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1.0)
+        except KeyboardInterrupt:
+            raise RuntimeError("Unable to convert call argument '0' to Python object")
+        raise AssertionError('the signal did not interrupt the callback')
+
+sys.exit(run_node('interrupted_in_conversion', Node_))
+"""
+
+
+def test_a_signal_that_surfaces_as_another_error_still_ends_cleanly(tmp_path):
+    done = subprocess.run([sys.executable, '-c', SIGNAL_DURING_CONVERSION], capture_output=True,
+                          text=True, timeout=60, env=node_environment(ros_domain_id()))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert 'Traceback' not in done.stderr, done.stderr
