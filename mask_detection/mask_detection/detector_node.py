@@ -87,6 +87,10 @@ PIPELINE_PARAMETERS = {
     'detection_scale': ('Scale of the frame given to the face detector, in (0, 1] (0.5 = '
                         'half size: faster, misses small faces); 0 = the default scale of the '
                         'detector in use.', 0.0, 1.0),
+    'detection_min_side': ('CenterFace below full scale: a frame is not shrunk to a longer '
+                           'side under this many pixels (a 240x240 webcam frame stays at full '
+                           'resolution, no costlier than 640x480 at half size); 0 = no floor.',
+                           0, 100000),
     'face_score_threshold': ('CenterFace: minimum face score.', 0.0, 1.0),
     'nms_iou': ('CenterFace: boxes overlapping a better one by more than this IoU are '
                 'dropped.', 0.01, 1.0),
@@ -302,9 +306,9 @@ class DetectorCore:
         self.specs = {spec.name: spec for spec in parameter_specs()}
         for spec in self.specs.values():
             node.declare_parameter(spec.name, spec.default, spec.descriptor())
-        self.pipeline = self.tracker = None
+        self.tracker = None
         # One pipeline per frame in flight (their ONNX Runtime session caches are not shared
-        # between threads); self.pipeline is the first.
+        # between threads); empty until configured.
         self.pipelines = []
         node.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -335,8 +339,13 @@ class DetectorCore:
         self._turn = 0
 
     @property
+    def pipeline(self):
+        """Return the first of the frames-in-flight pipelines (all share its settings), or None."""
+        return self.pipelines[0] if self.pipelines else None
+
+    @property
     def configured(self):
-        return self.pipeline is not None
+        return bool(self.pipelines)
 
     @property
     def active(self):
@@ -357,7 +366,6 @@ class DetectorCore:
             raise ConfigurationError(
                 f"image_transport must be 'raw' or 'compressed', got {transport!r}")
         self.pipelines, self.tracker = self._build(values)    # ConfigurationError if bad
-        self.pipeline = self.pipelines[0]
         node = self.node
         self.detections_pub = node.create_publisher(MaskDetectionArray, 'detections', 10)
         self.annotated_pub = node.create_publisher(
@@ -424,7 +432,7 @@ class DetectorCore:
         self.annotated_compressed_pub = None
         self.diagnostics_pub = self.diagnostics_timer = None
         with self.tracker_lock:
-            self.pipeline = self.tracker = None
+            self.tracker = None
             self.pipelines = []
             self.last_tracked = None
 
@@ -436,7 +444,7 @@ class DetectorCore:
         return values
 
     def _build(self, values, changed=None):
-        """Return (pipeline, tracker or None) for ``values``; ConfigurationError if bad.
+        """Return (pipelines, tracker or None) for ``values``; ConfigurationError if bad.
 
         ``changed``: the names of the parameters that changed (None = build everything).
         """
@@ -463,7 +471,7 @@ class DetectorCore:
             return SetParametersResult(successful=True)
         try:
             pipelines, self.tracker = self._build(self._values(parameters), changed)
-            self.pipelines, self.pipeline = pipelines, pipelines[0]
+            self.pipelines = pipelines
         except ConfigurationError as error:
             return SetParametersResult(successful=False, reason=str(error))
         self.node.get_logger().info(
