@@ -58,6 +58,10 @@ class PipelineConfig:
     # Detector processing scale in (0, 1] (0.5 = half resolution); 0 = the detector's default
     # (CenterFace 0.5, Haar 1.0).
     detection_scale: float = 0.0
+    # CenterFace below full scale: frames are not shrunk to a longer side under this many px
+    # (0 = no floor), so a small webcam frame (240x240) is searched at full resolution for at
+    # most the cost of 640x480 at half size.
+    detection_min_side: int = 320
     # CenterFace: minimum face score in [0, 1], and NMS overlap.
     face_score_threshold: float = 0.35
     nms_iou: float = 0.3
@@ -119,7 +123,7 @@ class PipelineConfig:
         if not self.haar_scale_factor > 1.0:
             raise ValueError(f'haar_scale_factor must be > 1, got {self.haar_scale_factor}')
         for name in ('haar_min_neighbors', 'haar_min_size', 'haar_max_size', 'min_face_size',
-                     'num_threads', 'detector_threads'):
+                     'num_threads', 'detector_threads', 'detection_min_side'):
             if getattr(self, name) < 0:
                 raise ValueError(f'{name} must be >= 0, got {getattr(self, name)}')
         if self.haar_max_size and self.haar_max_size < self.haar_min_size:
@@ -135,7 +139,8 @@ class PipelineConfig:
         else:
             settings = dict(score_threshold=self.face_score_threshold, nms_iou=self.nms_iou,
                             engine=self.inference_engine, num_threads=self.detector_threads,
-                            refine_threshold=self.refine_threshold)
+                            refine_threshold=self.refine_threshold,
+                            min_input_side=self.detection_min_side)
         if self.detection_scale:
             settings['scale'] = self.detection_scale
         return settings
