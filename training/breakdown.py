@@ -11,7 +11,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
 from mask_detection.classifier import crop_square, MASK, MaskClassifier, NO_MASK
 from mask_detection.mask_synthesis import COLOURS, mask_face, MASK_KINDS, MaskSpec, PLACEMENTS
@@ -19,7 +18,8 @@ from training import calibration, conditions, data as data_lib, heldout
 from training.metrics import classification_metrics
 
 SIZE_BUCKETS = (('<24', 0, 24), ('24-48', 24, 48), ('>=48', 48, float('inf')))
-BRIGHTNESS_BINS = (('dim (<60)', 0, 60), ('medium (60-120)', 60, 120),
+BRIGHTNESS_BINS = ((f'dim (<{conditions.DIM_GREY})', 0, conditions.DIM_GREY),
+                   ('medium (60-120)', conditions.DIM_GREY, 120),
                    ('bright (>=120)', 120, 256))
 # Context kept around a face when a condition is applied (box side multiples on each side),
 # and the face side it is scaled down to (training sees faces of at most 96 px too).
@@ -100,11 +100,7 @@ class _Scorers:
             if key not in batches:
                 batches[key] = np.stack([model.preprocess(image, [box])[0]
                                          for image, box in items])
-            with torch.inference_mode():
-                tensor = torch.from_numpy(batches[key]).to(model.device)
-                if model.device.type == 'cpu':
-                    tensor = tensor.contiguous(memory_format=torch.channels_last)
-                out.append(model.model(tensor).float().cpu().numpy())
+            out.append(model.raw_logits(batches[key]))
         return out
 
 

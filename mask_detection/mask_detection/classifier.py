@@ -461,7 +461,13 @@ class MaskClassifier:
             logits = self._logits(np.ascontiguousarray(batch, dtype=np.float32))
             return torch.softmax(logits.float() / self.temperature, dim=1).cpu().numpy()
 
+    def raw_logits(self, batch):
+        """Return the uncalibrated logits (N, 2) of a preprocessed batch, as predict uses them."""
+        with torch.inference_mode():
+            return self._logits(np.asarray(batch, dtype=np.float32)).float().cpu().numpy()
+
     def _logits(self, batch):
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
         if self._session is not None:
             return torch.from_numpy(self._session.run(None, {'faces': batch})[0])
         return self.model(torch.from_numpy(batch).to(self.device))
