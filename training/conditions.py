@@ -83,6 +83,18 @@ def colour_cast(image, box, rng, gains=None):
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
+def strong_colour_cast(image, box, rng, gains=None):
+    """Tint the image as a badly white-balanced webcam does: channel ratios up to 3x.
+
+    A dim room's webcam can render skin bluer than it is red (hiluf_webcam's unmasked faces:
+    mean blue / red 1.5, against about 0.65 in daylight photos), far outside colour_cast's
+    +-30 %: without such faces in training, a blue-tinted face passes for a navy mask.
+    """
+    if gains is None:
+        gains = np.exp(rng.uniform(-0.55, 0.55, 3))
+    return colour_cast(image, box, rng, gains)
+
+
 def motion_blur(image, box, rng, length=None, angle=None):
     """Blur along a line, as a head or camera moving during the exposure does."""
     size = length if length is not None else rng.uniform(0.04, 0.12) * max(box[2], box[3])
@@ -117,6 +129,8 @@ CONDITIONS = {
     'small frame upscaled': lambda image, box, rng: small_upscaled(image, box, rng, face_px=20),
     'colour cast': lambda image, box, rng: colour_cast(
         image, box, rng, gains=(1.25, 0.95, 0.75) if rng.random() < 0.5 else (0.75, 1.0, 1.25)),
+    'strong blue cast': lambda image, box, rng: strong_colour_cast(
+        image, box, rng, gains=(1.6, 1.0, 0.65)),
     'motion blur': lambda image, box, rng: motion_blur(
         image, box, rng, length=0.09 * max(box[2], box[3]), angle=rng.uniform(0, 180)),
     'codec artefacts': lambda image, box, rng: codec(image, box, rng, quality=15),
@@ -134,6 +148,10 @@ def random_conditions(image, box, rng, max_conditions=2):
     for index in sorted(order):
         image = RANDOM_CONDITIONS[index](image, box, rng)
     return image
+
+
+# A face box whose mean grey is below this is 'dim' (evaluation bins, training weights).
+DIM_GREY = 60
 
 
 def darkness(image, box):

@@ -438,6 +438,7 @@ class AugmentConfig:
     small_face_range: tuple = (10, 48)
     webcam_p: float = 0.0           # webcam conditions (training/conditions.py), 1 or 2 of them
     darker_skin_p: float = 0.0      # conditions.darker_skin, before every other augmentation
+    strong_cast_p: float = 0.0      # conditions.strong_colour_cast (a blue webcam, ratios to 3x)
 
 
 def augment_region(region, rng, config):
@@ -473,6 +474,9 @@ def augment_region(region, rng, config):
     cy += rng.uniform(-config.shift_jitter, config.shift_jitter) * side
     image = _photometric(np.ascontiguousarray(image), rng, config)
     box = (cx - w / 2.0, cy - h / 2.0, w, h)
+    if config.strong_cast_p and rng.random() < config.strong_cast_p:
+        from training.conditions import strong_colour_cast
+        image = strong_colour_cast(image, box, rng)
     if config.webcam_p and rng.random() < config.webcam_p:
         from training.conditions import random_conditions
         image = random_conditions(image, box, rng)

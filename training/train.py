@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 from mask_detection import classifier
 from mask_detection.classifier import MASK, MaskNet, preprocess_face
 from training import calibration
+from training import conditions
 from training import data as data_lib
 from training import heldout
 from training import synthetic
@@ -164,6 +165,13 @@ def parse_args(argv=None):
     parser.add_argument('--darker-skin-p', type=float, default=0.0,
                         help='probability of rendering the face as darker skin '
                              '(training/conditions.darker_skin; label unchanged)')
+    parser.add_argument('--strong-cast-p', type=float, default=0.0,
+                        help='probability of a strong white-balance error (channel ratios up '
+                             'to 3x: training/conditions.strong_colour_cast; label unchanged)')
+    parser.add_argument('--dim-weight', type=float, default=1.0,
+                        help='sampling weight of real faces whose box is dim (mean grey '
+                             f'< {conditions.DIM_GREY}), masked and unmasked, relative to '
+                             'their class (default 1: no preference)')
     parser.add_argument('--samples-per-epoch', type=int, default=0,
                         help='faces drawn per epoch (0 = the number of training faces)')
     parser.add_argument('--init', metavar='FILE',
@@ -229,6 +237,12 @@ def _sampling_weights(train_samples, regions, drawn, args):
     # their class's share.
     real[[s.voc_class == 'mask_weared_incorrect' for s in train_samples]] *= (
         args.incorrect_weight)
+    # Dim faces of both classes: where a dark face and a dark mask look alike, so both sides
+    # of that boundary are seen more often (on top of their class's share, like the above).
+    if args.dim_weight != 1.0:
+        dim = np.array([conditions.darkness(r.image, r.box) < conditions.DIM_GREY
+                        for r in regions])
+        real[dim] *= args.dim_weight
     share = args.synth_share if drawn else 0.0
     weights = real * (1.0 - share)
     if drawn:
@@ -301,7 +315,8 @@ def train(args):
               f'unmasked faces ({_class_counts(drawn)})', flush=True)
     val_inputs, val_labels = data_lib.eval_tensors(val_samples, preprocessing, progress)
     augment = None if args.no_augment else data_lib.AugmentConfig(
-        webcam_p=args.webcam_p, darker_skin_p=args.darker_skin_p)
+        webcam_p=args.webcam_p, darker_skin_p=args.darker_skin_p,
+        strong_cast_p=args.strong_cast_p)
     dataset = AugmentedFaces(regions + drawn, preprocessing, augment, args.seed)
     weights = _sampling_weights(train_samples, regions, drawn, args)
     epoch_size = args.samples_per_epoch or len(regions)
@@ -384,6 +399,7 @@ def train(args):
         'split': {'by': 'image content hash, per folder and majority label',
                   'val_fraction': args.val_fraction, 'seed': args.seed},
         'incorrect_as': args.incorrect_as, 'incorrect_weight': args.incorrect_weight,
+        'dim_weight': args.dim_weight,
         'face_detector': None if args.no_detect else {'name': args.face_detector,
                                                       'scale': args.detector_scale},
         'augmentation': None if augment is None else asdict(augment),

@@ -54,6 +54,19 @@ def test_colour_cast_changes_channel_balance(photo):
     assert after[0] / after[2] > 1.5 * before[0] / before[2]
 
 
+def test_strong_colour_cast_reaches_a_blue_webcams_balance(photo):
+    # hiluf_webcam's unmasked faces: blue / red about 1.5; daylight skin about 0.65.
+    ratios = []
+    for seed in range(200):
+        out = conditions.strong_colour_cast(photo, FACE, np.random.default_rng(seed))
+        mean = out.reshape(-1, 3).astype(float).mean(axis=0)
+        ratios.append(mean[0] / mean[2])
+    before = photo.reshape(-1, 3).astype(float).mean(axis=0)
+    ratio_before = before[0] / before[2]
+    # colour_cast's +-30 % gains change the ratio by 1.3 / 0.7 = 1.86x at most.
+    assert max(ratios) > 2.1 * ratio_before and min(ratios) < ratio_before / 2.1
+
+
 def test_motion_blur_smears_along_one_direction(photo):
     out = conditions.motion_blur(photo, FACE, np.random.default_rng(0), length=11, angle=0)
     grey_in, grey_out = _grey(photo), _grey(out)

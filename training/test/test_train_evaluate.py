@@ -230,3 +230,22 @@ def test_classify_selected_images(tiny_imagefolder, random_model, tmp_path):
                                         progress=False)
     assert result['n'] == 2
     assert result['per_class']['mask']['n'] == 1 and result['per_class']['no_mask']['n'] == 1
+
+
+def test_dim_weight_draws_dim_faces_of_both_classes_more_often():
+    from types import SimpleNamespace
+
+    from training.data import Region
+    bright = np.full((40, 40, 3), 180, np.uint8)
+    dim = np.full((40, 40, 3), 25, np.uint8)
+    box = (10, 10, 20, 20)
+    regions = [Region(bright, box, MASK), Region(dim, box, MASK),
+               Region(bright, box, NO_MASK), Region(dim, box, NO_MASK)]
+    samples = [SimpleNamespace(source='facemask-classification', voc_class=None)] * 4
+    args = SimpleNamespace(incorrect_weight=3.0, synth_share=0.3, dim_weight=1.0)
+    even = train._sampling_weights(samples, regions, [], args).numpy()
+    assert even[0] == pytest.approx(even[1]) and even[2] == pytest.approx(even[3])
+    args.dim_weight = 4.0
+    weighted = train._sampling_weights(samples, regions, [], args).numpy()
+    assert weighted[1] == pytest.approx(4 * weighted[0])
+    assert weighted[3] == pytest.approx(4 * weighted[2])
