@@ -66,7 +66,7 @@ MIN_VISIBLE = 0.75
 # The astronaut's face in skimage.data.astronaut() (512x512), (x1, y1, x2, y2), no mask: the
 # CenterFace box on the still photo, checked by eye.
 ASTRONAUT_FACE = (180, 56, 272, 178)
-NAME_WIDTH = 34
+NAME_WIDTH = 52
 # A face seen again within this many seconds should keep its track id; after a longer gap
 # (it left the frame) a new id is no identity switch.
 REID_GAP = 2.0
@@ -461,6 +461,16 @@ def configurations(sweep):
         for value in values:
             if value != getattr(default, name):
                 rows.append((f'{name}={value}', replace(default, **{name: value})))
+    if sweep and {'smoothed_mask_threshold', 'smoothed_no_mask_threshold'} <= names:
+        # The hysteresis band moves both thresholds at once.
+        for high, low, time_constant in ((0.6, 0.4, None), (0.55, 0.45, None),
+                                         (0.6, 0.4, 0.08)):
+            changed = dict(smoothed_mask_threshold=high, smoothed_no_mask_threshold=low)
+            name = f'hysteresis {high}/{low}'
+            if time_constant is not None:
+                changed['label_time_constant'] = time_constant
+                name += f', label_time_constant={time_constant}'
+            rows.append((name, replace(default, **changed)))
     return rows
 
 

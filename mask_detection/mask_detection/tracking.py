@@ -125,8 +125,8 @@ class TrackerConfig:
     max_prediction_time: float = field(default=0.5, metadata=_limits(0.0, 3600.0))
     label_time_constant: float = field(default=0.12,
                                        metadata=_limits(0.0, 3600.0, low_open=True))
-    smoothed_mask_threshold: float = field(default=0.7, metadata=_limits(0.0, 1.0))
-    smoothed_no_mask_threshold: float = field(default=0.3, metadata=_limits(0.0, 1.0))
+    smoothed_mask_threshold: float = field(default=0.6, metadata=_limits(0.0, 1.0))
+    smoothed_no_mask_threshold: float = field(default=0.4, metadata=_limits(0.0, 1.0))
 
     def __post_init__(self):
         for spec in fields(self):

@@ -136,11 +136,12 @@ def test_single_misclassified_frame_neither_flips_nor_emits():
     assert results[10].detections[0].mask_probability == 0.02
 
 
-@pytest.mark.parametrize('rate', [30.0, 15.0])
+@pytest.mark.parametrize('rate', [30.0])
 def test_no_single_frame_flips_at_the_edge_of_the_hysteresis(rate):
     # Even from just past the NO_MASK threshold one frame at P(mask) = 1 cannot reach MASK
-    # at 30 or 15 Hz.  At 5 Hz one frame weighs more than the band: the price of following
-    # a real change within 0.3 s (there: in one frame).
+    # at 30 Hz.  At 15 and 5 Hz one frame weighs more than the 0.6 / 0.4 band: the price of
+    # following a real change within 0.3 s (BENCHMARKS.md: 87 -> 94 % at 15 Hz with the same
+    # label flips per face-minute as the 0.7 / 0.3 band).
     config = TrackerConfig()
     tracker = MaskTracker(config)
     play(tracker, 0.0, 5, rate, 0.0)
