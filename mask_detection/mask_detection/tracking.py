@@ -123,7 +123,7 @@ class TrackerConfig:
     max_missed_frames: int = field(default=5, metadata=_limits(0, 1000))
     leave_timeout: float = field(default=2.0, metadata=_limits(0.0, 3600.0, low_open=True))
     max_prediction_time: float = field(default=0.5, metadata=_limits(0.0, 3600.0))
-    label_time_constant: float = field(default=0.12,
+    label_time_constant: float = field(default=0.08,
                                        metadata=_limits(0.0, 3600.0, low_open=True))
     smoothed_mask_threshold: float = field(default=0.6, metadata=_limits(0.0, 1.0))
     smoothed_no_mask_threshold: float = field(default=0.4, metadata=_limits(0.0, 1.0))
