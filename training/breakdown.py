@@ -19,7 +19,7 @@ from training.metrics import classification_metrics
 
 SIZE_BUCKETS = (('<24', 0, 24), ('24-48', 24, 48), ('>=48', 48, float('inf')))
 BRIGHTNESS_BINS = ((f'dim (<{conditions.DIM_GREY})', 0, conditions.DIM_GREY),
-                   ('medium (60-120)', conditions.DIM_GREY, 120),
+                   (f'medium ({conditions.DIM_GREY}-120)', conditions.DIM_GREY, 120),
                    ('bright (>=120)', 120, 256))
 # Context kept around a face when a condition is applied (box side multiples on each side),
 # and the face side it is scaled down to (training sees faces of at most 96 px too).

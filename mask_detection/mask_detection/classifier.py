@@ -458,15 +458,16 @@ class MaskClassifier:
         if len(batch) == 0:
             return np.zeros((0, 2), dtype=np.float32)
         with torch.inference_mode():
-            logits = self._logits(np.ascontiguousarray(batch, dtype=np.float32))
+            logits = self._logits(batch)
             return torch.softmax(logits.float() / self.temperature, dim=1).cpu().numpy()
 
     def raw_logits(self, batch):
         """Return the uncalibrated logits (N, 2) of a preprocessed batch, as predict uses them."""
         with torch.inference_mode():
-            return self._logits(np.asarray(batch, dtype=np.float32)).float().cpu().numpy()
+            return self._logits(batch).float().cpu().numpy()
 
     def _logits(self, batch):
+        # Both engines need contiguous float32 (no copy when the batch already is).
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         if self._session is not None:
             return torch.from_numpy(self._session.run(None, {'faces': batch})[0])

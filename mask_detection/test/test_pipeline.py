@@ -248,6 +248,7 @@ def test_annotate_draws_and_times(astronaut, pipelines):
     ({'nms_iou': 0.0}, 'nms_iou'),
     ({'haar_scale_factor': 1.0}, 'haar_scale_factor must be > 1'),
     ({'min_face_size': -1}, 'min_face_size must be >= 0'),
+    ({'detection_min_side': -1}, 'detection_min_side must be >= 0'),
     ({'haar_min_size': -5}, 'haar_min_size must be >= 0'),
     ({'num_threads': -1}, 'num_threads must be >= 0'),
     ({'haar_min_size': 50, 'haar_max_size': 40}, 'haar_max_size'),
