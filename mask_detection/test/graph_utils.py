@@ -24,12 +24,17 @@ def write_video(path, frame_bgr, count, fps=30.0, codec='FFV1'):
     FFV1 is lossless, so every decoded frame equals ``frame_bgr`` (OpenCV's MJPG encoder
     does not even give the same pixels for identical frames).
     """
-    height, width = frame_bgr.shape[:2]
+    return write_frames(path, [frame_bgr] * count, fps, codec)
+
+
+def write_frames(path, frames_bgr, fps=30.0, codec='FFV1'):
+    """Write BGR frames of one size as an .avi video, in order; return the path."""
+    height, width = frames_bgr[0].shape[:2]
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, (width, height))
     if not writer.isOpened():
         raise RuntimeError(f'OpenCV cannot write {codec} video {path}')
-    for _ in range(count):
-        writer.write(frame_bgr)
+    for frame in frames_bgr:
+        writer.write(frame)
     writer.release()
     return Path(path)
 

@@ -19,7 +19,9 @@ import time
 
 from conftest import ros_domain_id
 import cv2
-from graph_utils import GraphClient, INSTALL_LIB, NodeProcess, REPO_ROOT, write_video
+from graph_utils import (GraphClient, INSTALL_LIB, NodeProcess, REPO_ROOT, write_frames,
+                         write_video)
+import numpy as np
 import pytest
 from sensor_msgs.msg import Image
 import skimage.data
@@ -466,6 +468,10 @@ def test_live_launch_processes_a_file_from_its_first_frame(tmp_path, model_path,
     assert all(len(array.detections) == 1 for array in arrays)
 
 
+def _welcomes(greetings):
+    return [msg.data for msg in greetings if msg.data.startswith(('Welcome', 'Hello'))]
+
+
 @needs_launch
 @pytest.mark.graph
 @pytest.mark.parametrize('autostart', ['true', 'false'])
@@ -478,7 +484,11 @@ def test_video_launch_file_managed_detector_and_greeter(tmp_path, model_path, au
     from std_msgs.msg import String
 
     frame = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
-    video = write_video(tmp_path / 'astronaut.avi', frame, 20, 20.0)
+    # Looped: the visitor arrives every 3.5 s (1 s in view, 2.5 s away: longer than the
+    # detector's leave_timeout of 2 s), so a greeting comes again if the first one went out
+    # before this test's subscription was discovered (the topic is volatile: CI saw that).
+    video = write_frames(tmp_path / 'visits.avi', [frame] * 20 + [np.zeros_like(frame)] * 50,
+                         20.0)
     domain = ros_domain_id()
     os.environ['ROS_DOMAIN_ID'] = str(domain)
     service = launch.LaunchService()
@@ -498,7 +508,7 @@ def test_video_launch_file_managed_detector_and_greeter(tmp_path, model_path, au
                 if not client.spin_until(state.service_is_ready, timeout=60):
                     return
                 if autostart == 'true':
-                    client.spin_until(lambda: arrays and greetings, timeout=90)
+                    client.spin_until(lambda: arrays and _welcomes(greetings), timeout=90)
                 else:
                     client.spin_for(5.0)
                 future = state.call_async(GetState.Request())
@@ -515,6 +525,7 @@ def test_video_launch_file_managed_detector_and_greeter(tmp_path, model_path, au
     assert seen, 'no lifecycle state service /detector_node/get_state'
     if autostart == 'true':
         assert seen['state'] == 'active' and seen['arrays'], seen['state']
-        assert seen['greetings'] and seen['greetings'][0].startswith(('Welcome', 'Hello')), seen
+        # Hello (no mask) or Welcome (mask); a Goodbye may come first (joined mid-visit).
+        assert any(text.startswith(('Welcome', 'Hello')) for text in seen['greetings']), seen
     else:
         assert seen['state'] == 'unconfigured' and not seen['arrays']
