@@ -168,6 +168,10 @@ def parse_args(argv=None):
     parser.add_argument('--strong-cast-p', type=float, default=0.0,
                         help='probability of a strong white-balance error (channel ratios up '
                              'to 3x: training/conditions.strong_colour_cast; label unchanged)')
+    parser.add_argument('--rotation-deg', type=float, default=data_lib.AugmentConfig.rotation_deg,
+                        help='largest in-plane rotation of a face (head roll), degrees')
+    parser.add_argument('--rotation-p', type=float, default=data_lib.AugmentConfig.rotation_p,
+                        help='probability of rotating a face by up to --rotation-deg')
     parser.add_argument('--dim-weight', type=float, default=1.0,
                         help='sampling weight of real faces whose box is dim (mean grey '
                              f'< {conditions.DIM_GREY}), masked and unmasked, relative to '
@@ -316,7 +320,8 @@ def train(args):
     val_inputs, val_labels = data_lib.eval_tensors(val_samples, preprocessing, progress)
     augment = None if args.no_augment else data_lib.AugmentConfig(
         webcam_p=args.webcam_p, darker_skin_p=args.darker_skin_p,
-        strong_cast_p=args.strong_cast_p)
+        strong_cast_p=args.strong_cast_p, rotation_deg=args.rotation_deg,
+        rotation_p=args.rotation_p)
     dataset = AugmentedFaces(regions + drawn, preprocessing, augment, args.seed)
     weights = _sampling_weights(train_samples, regions, drawn, args)
     epoch_size = args.samples_per_epoch or len(regions)

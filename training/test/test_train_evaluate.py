@@ -70,10 +70,13 @@ def test_train_records_photometric_normalisation(tiny_imagefolder, tmp_path):
                        '--report-dir', str(tmp_path / 'report'), '--no-detect',
                        '--input-size', '32', '--channels', '8,16', '--epochs', '1',
                        '--batch-size', '8', '--workers', '0', '--val-fraction', '0.3',
-                       '--photometric', 'clahe_luma', '--no-progress'])
+                       '--photometric', 'clahe_luma', '--rotation-deg', '25',
+                       '--rotation-p', '0.5', '--no-progress'])
     assert code == 0
     _, metadata = classifier.load_model_file(out)
     assert metadata['photometric'] == 'clahe_luma'
+    augmentation = metadata['training_data']['augmentation']
+    assert (augmentation['rotation_deg'], augmentation['rotation_p']) == (25.0, 0.5)
     assert classifier.MaskClassifier(out).preprocessing['photometric'] == 'clahe_luma'
 
 
