@@ -41,27 +41,12 @@ DEFAULT_STD = (0.5, 0.5, 0.5)
 # stretch of its 1-99 % range to the full range, centred on mid-grey (gain capped), then
 # contrast-limited adaptive histogram equalisation: a uniformly dark face against a bright wall
 # shows its nostrils, lips and mouth again, while a plain black mask stays plain (the gain cap and
-# CLAHE's clip limit keep flat regions from being amplified into texture). 'clahe_luma_wb':
-# clahe_luma, and first a white balance anchored on the eye band: the crop's chroma (Lab a, b) is
-# shifted so that the median chroma of the band across the eyes, skin whether or not a mask is
-# worn, becomes a typical skin chroma. A webcam that renders skin blue (the colour of a navy
-# mask) then shows skin-coloured skin, while a mask keeps its colour relative to the face.
-PHOTOMETRIC_NORMALISATIONS = ('none', 'clahe_luma', 'clahe_luma_wb')
+# CLAHE's clip limit keep flat regions from being amplified into texture).
+PHOTOMETRIC_NORMALISATIONS = ('none', 'clahe_luma')
 DEFAULT_PHOTOMETRIC = 'none'
 CLAHE_CLIP_LIMIT = 2.0
 CLAHE_TILES = (2, 2)
 STRETCH_MAX_GAIN = 4.0
-# The eye band as fractions of the square crop (the box plus DEFAULT_MARGIN on every side):
-# rows from the brows to under the eyes, above the top edge of a KN95, the middle half of columns.
-EYE_BAND_ROWS = (0.22, 0.40)
-EYE_BAND_COLUMNS = (0.25, 0.75)
-# OpenCV 8-bit Lab (a, b) of skin: the median eye-band chroma of face crops in the training data
-# sets lies at a 134-141, b 135-145 (models/MODEL_CARD.md, "White balance on the eye band").
-SKIN_CHROMA = (138.0, 140.0)
-# At most this shift per chroma channel: a box that misses the face (hair or a wall in the eye
-# band) is not recoloured wholesale. Casts up to about twice the widest white-balance error of
-# the augmentation are undone.
-WB_MAX_SHIFT = 30.0
 
 MODEL_FILE_NAME = 'mask_classifier.pt'
 
@@ -182,10 +167,8 @@ def normalise_photometry(bgr, method):
     """Return the uint8 BGR crop with ``method`` (one of PHOTOMETRIC_NORMALISATIONS) applied."""
     if method == 'none':
         return bgr
-    if method in ('clahe_luma', 'clahe_luma_wb'):
+    if method == 'clahe_luma':
         lab = cv2.cvtColor(bgr, cv2.COLOR_BGR2LAB)
-        if method == 'clahe_luma_wb':
-            _balance_on_eye_band(lab)
         luma = lab[:, :, 0].astype(np.float32)
         low, high = np.percentile(luma, (1.0, 99.0))
         # Stretch the crop's luminance range first (a dim crop uses a fraction of it), with the
@@ -197,19 +180,6 @@ def normalise_photometry(bgr, method):
         return cv2.cvtColor(lab, cv2.COLOR_LAB2BGR)
     raise ValueError(f'photometric normalisation {method!r} is not one of '
                      f'{PHOTOMETRIC_NORMALISATIONS}')
-
-
-def _balance_on_eye_band(lab):
-    """Shift the chroma of a uint8 Lab crop in place so that its eye band has skin chroma."""
-    size = lab.shape[0]
-    rows = slice(int(round(EYE_BAND_ROWS[0] * size)), int(round(EYE_BAND_ROWS[1] * size)))
-    columns = slice(int(round(EYE_BAND_COLUMNS[0] * size)),
-                    int(round(EYE_BAND_COLUMNS[1] * size)))
-    for channel, target in ((1, SKIN_CHROMA[0]), (2, SKIN_CHROMA[1])):
-        band = lab[rows, columns, channel]
-        shift = float(np.clip(target - np.median(band), -WB_MAX_SHIFT, WB_MAX_SHIFT))
-        shifted = lab[:, :, channel].astype(np.float32) + shift
-        lab[:, :, channel] = np.clip(shifted, 0.0, 255.0).round().astype(np.uint8)
 
 
 def preprocess_face(bgr, box, input_size=DEFAULT_INPUT_SIZE, margin=DEFAULT_MARGIN,

@@ -410,66 +410,6 @@ def test_clahe_luma_keeps_colour_order(astronaut_bgr):
     assert tensor[0].mean() > tensor[2].mean()
 
 
-def _blue_cast(bgr):
-    # A webcam's wrong white balance: blue up, red down (hiluf's skin reads B/R 1.5).
-    gains = np.array([1.45, 1.0, 0.7], np.float32)
-    return np.clip(bgr.astype(np.float32) * gains, 0, 255).round().astype(np.uint8)
-
-
-def _eye_band_chroma(tensor):
-    bgr = ((tensor.transpose(1, 2, 0) * 0.5 + 0.5) * 255).round().astype(np.uint8)[:, :, ::-1]
-    lab = cv2.cvtColor(np.ascontiguousarray(bgr), cv2.COLOR_BGR2LAB).astype(np.float32)
-    size = lab.shape[0]
-    band = lab[round(0.22 * size):round(0.40 * size), round(0.25 * size):round(0.75 * size)]
-    return np.median(band[:, :, 1]), np.median(band[:, :, 2])
-
-
-def test_clahe_luma_wb_undoes_a_blue_cast(astronaut_bgr):
-    # The same face with and without a strong blue cast: after the eye-band white balance the
-    # two network inputs are close, and much closer than with luminance normalisation alone.
-    cast = _blue_cast(astronaut_bgr)
-    differences = {}
-    for method in ('clahe_luma', 'clahe_luma_wb'):
-        plain = classifier.preprocess_face(astronaut_bgr, FACE, 64, photometric=method)
-        tinted = classifier.preprocess_face(cast, FACE, 64, photometric=method)
-        differences[method] = float(np.abs(plain - tinted).mean())
-    assert differences['clahe_luma_wb'] < 0.4 * differences['clahe_luma'], differences
-    # Skin reads as skin again: yellow-red (Lab a, b above the neutral 128), not blue.
-    a, b = _eye_band_chroma(classifier.preprocess_face(cast, FACE, 64,
-                                                       photometric='clahe_luma_wb'))
-    assert a > 130 and b > 130, (a, b)
-
-
-def test_clahe_luma_wb_keeps_a_mask_colour_relative_to_the_skin():
-    # Skin above, a navy patch below: one shift for the whole crop, so the patch stays as much
-    # bluer than the skin as it was (give or take the rounding of 8-bit Lab).
-    crop = np.empty((100, 100, 3), np.uint8)
-    crop[:55] = (90, 120, 170)      # BGR skin
-    crop[55:] = (110, 50, 40)       # BGR navy
-    box = (15, 15, 70, 70)
-    tensors = {method: classifier.preprocess_face(crop, box, 64, photometric=method)
-               for method in ('clahe_luma', 'clahe_luma_wb')}
-
-    def blue_minus_red(tensor, rows):
-        return float(tensor[2, rows].mean() - tensor[0, rows].mean())
-
-    for method, tensor in tensors.items():
-        below, above = blue_minus_red(tensor, slice(40, 64)), blue_minus_red(tensor, slice(0, 25))
-        assert below > above + 0.4, method
-
-
-def test_clahe_luma_wb_shift_is_capped():
-    # A box on a blue wall (no face): the chroma moves by at most WB_MAX_SHIFT per channel,
-    # so the wall stays blue instead of being painted skin-coloured.
-    wall = np.full((100, 100, 3), (200, 80, 30), np.uint8)
-    before = cv2.cvtColor(wall[:1, :1], cv2.COLOR_BGR2LAB)[0, 0].astype(np.float32)
-    tensor = classifier.preprocess_face(wall, (20, 20, 60, 60), 32, photometric='clahe_luma_wb')
-    a, b = _eye_band_chroma(tensor)
-    assert abs(a - before[1]) <= classifier.WB_MAX_SHIFT + 2
-    assert abs(b - before[2]) <= classifier.WB_MAX_SHIFT + 2
-    assert b < 128, 'the wall is still blue'
-
-
 def test_preprocess_face_rejects_unknown_photometric(astronaut_bgr):
     with pytest.raises(ValueError, match='photometric'):
         classifier.preprocess_face(astronaut_bgr, FACE, 48, photometric='equalise')
