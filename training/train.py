@@ -181,6 +181,11 @@ def parse_args(argv=None):
     parser.add_argument('--init', metavar='FILE',
                         help="start from this model file's weights (same architecture): "
                              'fine-tuning, a fraction of the cost of training from scratch')
+    parser.add_argument('--swa-from', type=int, default=0, metavar='EPOCH',
+                        help='ship the average of the weights of every epoch from EPOCH on '
+                             '(stochastic weight averaging; BatchNorm statistics recomputed '
+                             'on one epoch of training faces) instead of the best epoch; '
+                             '0 = off')
     parser.add_argument('--no-calibrate', action='store_true',
                         help='skip temperature scaling on the validation faces')
     parser.add_argument('--no-progress', action='store_true')
@@ -336,6 +341,8 @@ def train(args):
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimiser, factor=0.5, patience=2)
     loss_function = nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
     history, best, best_loss, stale = [], None, float('inf'), 0
+    averaged = torch.optim.swa_utils.AveragedModel(model) if args.swa_from > 0 else None
+    averaged_epochs = []
     for epoch in range(1, args.epochs + 1):
         model.train()
         total_loss, correct, seen = 0.0, 0, 0
@@ -362,6 +369,9 @@ def train(args):
         print(f'epoch {epoch:3d}  train loss {total_loss / seen:.4f} acc {correct / seen:.4f}  '
               f'val loss {val_loss:.4f} acc {val_accuracy:.4f}  '
               f'({time.perf_counter() - started:.0f} s)', flush=True)
+        if averaged is not None and epoch >= args.swa_from:
+            averaged.update_parameters(model)
+            averaged_epochs.append(epoch)
         if val_loss < best_loss - 1e-4:
             best_loss, best, stale = val_loss, copy.deepcopy(model.state_dict()), 0
         else:
@@ -369,7 +379,22 @@ def train(args):
             if stale >= args.patience:
                 print(f'early stop: no better validation loss for {stale} epochs', flush=True)
                 break
-    model.load_state_dict(best)
+    weight_average = None
+    if averaged_epochs:
+        # The running statistics of the averaged weights are not the average of the epochs'.
+        torch.optim.swa_utils.update_bn(loader, averaged)
+        model.load_state_dict(averaged.module.state_dict())
+        average_loss, _ = _evaluate(model, val_inputs, val_labels)
+        weight_average = {'epochs': [averaged_epochs[0], averaged_epochs[-1]],
+                          'val_loss': average_loss, 'best_epoch_val_loss': best_loss}
+        print(f'weights averaged over epochs {averaged_epochs[0]}-{averaged_epochs[-1]}: '
+              f'validation loss {average_loss:.4f} (best single epoch {best_loss:.4f})',
+              flush=True)
+    else:
+        if averaged is not None:
+            print(f'no weight average: training stopped before epoch {args.swa_from}; '
+                  'the best epoch ships', flush=True)
+        model.load_state_dict(best)
     model.eval()
     calibration_info = None
     if not args.no_calibrate:
@@ -394,6 +419,7 @@ def train(args):
         'validation': val_metrics,
         'validation_subsets': _subset_metrics(val_samples, val_labels, predictions),
         'best_epoch': best_epoch, 'epochs_run': len(history),
+        'weight_average': weight_average,
         'training_time_s': elapsed, 'torch_threads': torch.get_num_threads(),
         'ms_per_face_cpu_batch8': ms_per_face,
         'parameters': int(sum(p.numel() for p in model.parameters())),
@@ -436,7 +462,9 @@ def train(args):
         {'model': str(out), 'training_data': training_data, **metrics}, indent=1))
     plot_curves(history, report_dir / 'curves.png')
     plot_confusion(val_metrics, report_dir / 'confusion.png', 'validation')
-    print(f'validation accuracy {val_metrics["accuracy"]:.4f} (best epoch {best_epoch}, '
+    shipped = (f'best epoch {best_epoch}' if weight_average is None else
+               'weights of epochs {}-{} averaged'.format(*weight_average['epochs']))
+    print(f'validation accuracy {val_metrics["accuracy"]:.4f} ({shipped}, '
           f'{len(val_labels)} faces); {ms_per_face:.3f} ms/face; training took {elapsed:.0f} s')
     print(f'wrote {out} ({out.stat().st_size / 1e6:.2f} MB) and {report_dir}/metrics.json, '
           'split.json, curves.png, confusion.png')

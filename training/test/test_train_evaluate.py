@@ -80,6 +80,23 @@ def test_train_records_photometric_normalisation(tiny_imagefolder, tmp_path):
     assert classifier.MaskClassifier(out).preprocessing['photometric'] == 'clahe_luma'
 
 
+@pytest.mark.slow
+def test_train_ships_the_weight_average_when_asked(tiny_imagefolder, tmp_path):
+    out, report = tmp_path / 'model.pt', tmp_path / 'report'
+    code = train.main(['--data', str(tiny_imagefolder), '--out', str(out),
+                       '--report-dir', str(report), '--no-detect', '--input-size', '32',
+                       '--channels', '8,16', '--epochs', '3', '--patience', '10',
+                       '--batch-size', '8', '--workers', '0', '--val-fraction', '0.3',
+                       '--swa-from', '2', '--no-progress'])
+    assert code == 0
+    metrics = json.loads((report / 'metrics.json').read_text())
+    assert metrics['weight_average']['epochs'] == [2, 3]
+    # What ships is the average, not any one epoch: its validation loss is the reported one.
+    assert metrics['validation']['loss'] == pytest.approx(metrics['weight_average']['val_loss'],
+                                                          rel=1e-4)
+    classifier.MaskClassifier(out)
+
+
 def test_train_reports_a_missing_folder(tmp_path, capsys):
     code = train.main(['--data', str(tmp_path / 'absent'), '--out', str(tmp_path / 'm.pt')])
     assert code == 2
