@@ -462,15 +462,11 @@ def configurations(sweep):
             if value != getattr(default, name):
                 rows.append((f'{name}={value}', replace(default, **{name: value})))
     if sweep and {'smoothed_mask_threshold', 'smoothed_no_mask_threshold'} <= names:
-        # The hysteresis band moves both thresholds at once.
-        for high, low, time_constant in ((0.6, 0.4, None), (0.55, 0.45, None),
-                                         (0.6, 0.4, 0.08)):
-            changed = dict(smoothed_mask_threshold=high, smoothed_no_mask_threshold=low)
-            name = f'hysteresis {high}/{low}'
-            if time_constant is not None:
-                changed['label_time_constant'] = time_constant
-                name += f', label_time_constant={time_constant}'
-            rows.append((name, replace(default, **changed)))
+        # The hysteresis band moves both thresholds at once (0.7 / 0.3: the band before #15).
+        for high, low in ((0.7, 0.3), (0.55, 0.45)):
+            config = replace(default, smoothed_mask_threshold=high, smoothed_no_mask_threshold=low)
+            if config != default:
+                rows.append((f'hysteresis {high}/{low}', config))
     return rows
 
 
