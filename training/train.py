@@ -194,6 +194,13 @@ def parse_args(argv=None):
     if args.input_size < 1 or args.input_size % (1 << blocks):
         parser.error(f'--input-size {args.input_size}: must be a positive multiple of '
                      f'{1 << blocks} for {blocks} conv blocks (--channels)')
+    if args.rotation_deg < 0:
+        parser.error(f'--rotation-deg {args.rotation_deg:g}: must be >= 0')
+    if not 0.0 <= args.rotation_p <= 1.0:
+        parser.error(f'--rotation-p {args.rotation_p:g}: must be a probability in [0, 1]')
+    if not 0 <= args.swa_from <= args.epochs:
+        parser.error(f'--swa-from {args.swa_from}: must be 0 (off) or an epoch in 1..{args.epochs}'
+                     ' (--epochs)')
     return args
 
 

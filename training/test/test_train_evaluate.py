@@ -97,6 +97,20 @@ def test_train_ships_the_weight_average_when_asked(tiny_imagefolder, tmp_path):
     classifier.MaskClassifier(out)
 
 
+@pytest.mark.parametrize('option, value, message', [
+    ('--rotation-deg', '-5', '--rotation-deg -5: must be >= 0'),
+    ('--rotation-p', '1.5', '--rotation-p 1.5: must be a probability'),
+    ('--swa-from', '41', '--swa-from 41: must be 0 (off) or an epoch in 1..40'),
+    ('--swa-from', '-1', '--swa-from -1: must be 0'),
+])
+def test_train_refuses_bad_augmentation_and_averaging_options(tmp_path, capsys, option, value,
+                                                              message):
+    with pytest.raises(SystemExit) as stop:
+        train.main(['--data', str(tmp_path), '--out', str(tmp_path / 'm.pt'), option, value])
+    assert stop.value.code == 2
+    assert message in capsys.readouterr().err
+
+
 def test_train_reports_a_missing_folder(tmp_path, capsys):
     code = train.main(['--data', str(tmp_path / 'absent'), '--out', str(tmp_path / 'm.pt')])
     assert code == 2
