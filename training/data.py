@@ -439,6 +439,7 @@ class AugmentConfig:
     webcam_p: float = 0.0           # webcam conditions (training/conditions.py), 1 or 2 of them
     darker_skin_p: float = 0.0      # conditions.darker_skin, before every other augmentation
     strong_cast_p: float = 0.0      # conditions.strong_colour_cast (a blue webcam, ratios to 3x)
+    channel_shuffle_p: float = 0.0  # channels permuted last: hue alone cannot tell mask from skin
 
 
 def augment_region(region, rng, config):
@@ -480,7 +481,14 @@ def augment_region(region, rng, config):
     if config.webcam_p and rng.random() < config.webcam_p:
         from training.conditions import random_conditions
         image = random_conditions(image, box, rng)
+    if config.channel_shuffle_p and rng.random() < config.channel_shuffle_p:
+        # One of the five orders other than BGR itself, so p is the share of faces recoloured.
+        order = _CHANNEL_ORDERS[int(rng.integers(len(_CHANNEL_ORDERS)))]
+        image = np.ascontiguousarray(image[..., order])
     return image, box
+
+
+_CHANNEL_ORDERS = ((0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0))
 
 
 def _photometric(image, rng, config):

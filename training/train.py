@@ -168,6 +168,10 @@ def parse_args(argv=None):
     parser.add_argument('--strong-cast-p', type=float, default=0.0,
                         help='probability of a strong white-balance error (channel ratios up '
                              'to 3x: training/conditions.strong_colour_cast; label unchanged)')
+    parser.add_argument('--channel-shuffle-p', type=float, default=0.0,
+                        help='probability of permuting the colour channels of a face (after '
+                             'every other augmentation; label unchanged), so that hue alone '
+                             'cannot tell a mask from skin')
     parser.add_argument('--rotation-deg', type=float, default=data_lib.AugmentConfig.rotation_deg,
                         help='largest in-plane rotation of a face (head roll), degrees')
     parser.add_argument('--rotation-p', type=float, default=data_lib.AugmentConfig.rotation_p,
@@ -198,6 +202,9 @@ def parse_args(argv=None):
         parser.error(f'--rotation-deg {args.rotation_deg:g}: must be >= 0')
     if not 0.0 <= args.rotation_p <= 1.0:
         parser.error(f'--rotation-p {args.rotation_p:g}: must be a probability in [0, 1]')
+    if not 0.0 <= args.channel_shuffle_p <= 1.0:
+        parser.error(f'--channel-shuffle-p {args.channel_shuffle_p:g}: must be a probability '
+                     'in [0, 1]')
     if not 0 <= args.swa_from <= args.epochs:
         parser.error(f'--swa-from {args.swa_from}: must be 0 (off) or an epoch in 1..{args.epochs}'
                      ' (--epochs)')
@@ -333,7 +340,7 @@ def train(args):
     augment = None if args.no_augment else data_lib.AugmentConfig(
         webcam_p=args.webcam_p, darker_skin_p=args.darker_skin_p,
         strong_cast_p=args.strong_cast_p, rotation_deg=args.rotation_deg,
-        rotation_p=args.rotation_p)
+        rotation_p=args.rotation_p, channel_shuffle_p=args.channel_shuffle_p)
     dataset = AugmentedFaces(regions + drawn, preprocessing, augment, args.seed)
     weights = _sampling_weights(train_samples, regions, drawn, args)
     epoch_size = args.samples_per_epoch or len(regions)

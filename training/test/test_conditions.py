@@ -111,6 +111,25 @@ def test_training_augmentation_applies_webcam_conditions(photo):
     assert all(not np.array_equal(image, region.image) for image in changed)
 
 
+def test_training_augmentation_shuffles_colour_channels(photo):
+    region = data_lib.cut_region(photo, FACE, 96)
+    region.label = 0
+    plain = data_lib.AugmentConfig(colour_p=0, grey_p=0, blur_p=0, jpeg_p=0, noise_p=0,
+                                   small_face_p=0, rotation_p=0, flip=0, scale_jitter=0,
+                                   shift_jitter=0, aspect_jitter=0)
+    shuffled = data_lib.AugmentConfig(**{**plain.__dict__, 'channel_shuffle_p': 1.0})
+    channels = [region.image[..., c] for c in range(3)]
+    orders = set()
+    for seed in range(12):
+        image, _ = data_lib.augment_region(region, np.random.default_rng(seed), shuffled)
+        # Every channel of the result is one of the original's, and never all in place.
+        order = tuple(next(c for c in range(3) if np.array_equal(image[..., k], channels[c]))
+                      for k in range(3))
+        assert sorted(order) == [0, 1, 2] and order != (0, 1, 2)
+        orders.add(order)
+    assert len(orders) >= 3
+
+
 def test_darker_skin_darkens_the_face_only_and_keeps_its_detail(photo):
     out = conditions.darker_skin(photo, FACE, np.random.default_rng(0), gamma=2.2)
     assert out.shape == photo.shape and out.dtype == np.uint8

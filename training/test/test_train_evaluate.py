@@ -71,12 +71,13 @@ def test_train_records_photometric_normalisation(tiny_imagefolder, tmp_path):
                        '--input-size', '32', '--channels', '8,16', '--epochs', '1',
                        '--batch-size', '8', '--workers', '0', '--val-fraction', '0.3',
                        '--photometric', 'clahe_luma', '--rotation-deg', '25',
-                       '--rotation-p', '0.5', '--no-progress'])
+                       '--rotation-p', '0.5', '--channel-shuffle-p', '0.25', '--no-progress'])
     assert code == 0
     _, metadata = classifier.load_model_file(out)
     assert metadata['photometric'] == 'clahe_luma'
     augmentation = metadata['training_data']['augmentation']
     assert (augmentation['rotation_deg'], augmentation['rotation_p']) == (25.0, 0.5)
+    assert augmentation['channel_shuffle_p'] == 0.25
     assert classifier.MaskClassifier(out).preprocessing['photometric'] == 'clahe_luma'
 
 
@@ -100,6 +101,7 @@ def test_train_ships_the_weight_average_when_asked(tiny_imagefolder, tmp_path):
 @pytest.mark.parametrize('option, value, message', [
     ('--rotation-deg', '-5', '--rotation-deg -5: must be >= 0'),
     ('--rotation-p', '1.5', '--rotation-p 1.5: must be a probability'),
+    ('--channel-shuffle-p', '-0.1', '--channel-shuffle-p -0.1: must be a probability'),
     ('--swa-from', '41', '--swa-from 41: must be 0 (off) or an epoch in 1..40'),
     ('--swa-from', '-1', '--swa-from -1: must be 0'),
 ])
