@@ -77,6 +77,8 @@ def evaluate_classify(data_dir, model_path=None, detect=True, face_detector='aut
     labels, predictions, probabilities = [], [], []
     fallback = {'mask': 0, 'no_mask': 0}
     detected = {'mask': 0, 'no_mask': 0}
+    # What a robot sees: a frame whose face was not found gets no label at all.
+    found_and_right = {'mask': 0, 'no_mask': 0}
     started = time.perf_counter()
     for class_name, label in data_lib.FOLDER_CLASSES.items():
         paths = _selected(data_lib.list_images(data_dir / class_name), images)
@@ -89,12 +91,15 @@ def evaluate_classify(data_dir, model_path=None, detect=True, face_detector='aut
                 box = data_lib.largest_face([(f.x, f.y, f.width, f.height)
                                              for f in detector.detect(image)])
             key = 'mask' if label == MASK else 'no_mask'
+            fallback_used = box is None
             if box is None:
                 box = (0, 0, image.shape[1], image.shape[0])
                 fallback[key] += detector is not None
             else:
                 detected[key] += 1
             probability = model.predict(image, [box])[0]
+            found_and_right[key] += bool(
+                detector is not None and not fallback_used and np.argmax(probability) == label)
             labels.append(label)
             predictions.append(int(np.argmax(probability)))
             probabilities.append(float(probability[MASK]))
@@ -108,6 +113,7 @@ def evaluate_classify(data_dir, model_path=None, detect=True, face_detector='aut
         'face_detector': _detector_label(face_detector) if detect else None,
         'faces_detected': detected if detect else None,
         'whole_image_fallback': fallback if detect else None,
+        'found_and_labelled_right': found_and_right if detect else None,
         'data': str(data_dir), 'model': str(model.model_path),
         'seconds': time.perf_counter() - started})
     return result
@@ -340,6 +346,9 @@ def print_classify_summary(result, stream=sys.stdout):
     if result['whole_image_fallback'] is not None:
         print(f'  no face found, whole image used: {result["whole_image_fallback"]}',
               file=stream)
+        right = result['found_and_labelled_right']
+        print("  face found and labelled right (a robot's view: no face, no label): "
+              f'{sum(right.values())} of {result["n"]} {right}', file=stream)
     print(f'  confusion (rows truth, cols predicted mask/no_mask): '
           f'{result["confusion_matrix"]["matrix"]}', file=stream)
 

@@ -212,6 +212,11 @@ def test_classify_detects_faces_first(tiny_imagefolder, random_model, tmp_path):
     assert result['face_detector'] == 'centerface'
     assert result['whole_image_fallback']['mask'] >= 1
     assert result['faces_detected']['no_mask'] == 7
+    # Images without a found face count as wrong there, whatever the whole image was called.
+    right = result['found_and_labelled_right']
+    assert all(right[k] <= result['faces_detected'][k] for k in ('mask', 'no_mask'))
+    matrix = np.array(result['confusion_matrix']['matrix'])
+    assert sum(right.values()) <= np.trace(matrix)
 
 
 @pytest.mark.slow
