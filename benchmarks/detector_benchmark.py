@@ -3,12 +3,17 @@
     scripts/in_env.sh python -m benchmarks.detector_benchmark \
         --detector centerface --scales 0.5 0.6 0.75 --thresholds 0.35 0.5
     taskset -c 0,1 python -m benchmarks.detector_benchmark --no-dataset --threads 2 ...
+    scripts/in_env.sh python -m benchmarks.detector_benchmark --no-dataset --size 240x240 \
+        --scales 0.5 1.0
 
 Recall: a ground-truth face counts as found when a detection overlaps it at IoU >= 0.3 (each
 detection matches at most one face).  Buckets by the box's short side: <24, 24-48, >=48 px.
 Precision: matched / all detections, and among detections >= 24 px (many small "false"
-detections are unlabelled real faces).  Timing: median and minimum ms per 640x480 frame
-(the astronaut photo, resized), detectors timed in interleaved rounds after a warm-up.
+detections are unlabelled real faces).  Timing: median and minimum ms per frame of --size
+(default 640x480; the astronaut photo, resized), detectors timed in interleaved rounds after a
+warm-up.  A frame smaller than CenterFace's floor (min_input_side 320) is searched twice at
+scale 0.5: at the floor's size and at half size (``coarse_size``); scale 1.0 on a 240x240
+frame is that finer pass alone.
 """
 import argparse
 import itertools
@@ -23,6 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'mask_detection'))
 
+from benchmarks.common import parse_size  # noqa: E402,I100
 from mask_detection.faces import create_face_detector  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / 'shared' / 'data' / 'facemask-detection-dev'
@@ -154,9 +160,12 @@ def parse_args(argv=None):
     parser.add_argument('--min-size', type=int, default=24, help='haar only, px')
     parser.add_argument('--repeats', type=int, default=50, help='timed frames per detector')
     parser.add_argument('--frame', type=Path, help='image to time on (default: astronaut)')
+    parser.add_argument('--size', type=parse_size, default=(640, 480),
+                        help='timed frame size WxH (default 640x480)')
     parser.add_argument('--threads', type=int, default=0,
                         help="cv2.setNumThreads (0 = leave OpenCV's default)")
-    parser.add_argument('--no-dataset', action='store_true', help='only time 640x480 frames')
+    parser.add_argument('--no-dataset', action='store_true',
+                        help='only time frames (no recall on --data)')
     args = parser.parse_args(argv)
     if not args.no_dataset and not (args.data / 'annotations').is_dir():
         parser.error(f'no VOC data set at {args.data} (pass --data or --no-dataset)')
@@ -187,9 +196,10 @@ def main(argv=None):
         if engine is not None:
             name += f' {detector.engine}'
         detectors[name] = detector
-    timings = frame_times(detectors, test_frame(args.frame), args.repeats)
+    timings = frame_times(detectors, test_frame(args.frame, args.size), args.repeats)
     print(f'OpenCV {cv2.__version__}, {cv2.getNumThreads()} threads')
-    print(f'{"detector":<46} {"ms/640x480 med/min":>18} {"ms/img":>7} {"prec":>5} {"p>=24":>5}  '
+    size = 'ms/{}x{} med/min'.format(*args.size)
+    print(f'{"detector":<46} {size:>18} {"ms/img":>7} {"prec":>5} {"p>=24":>5}  '
           'recall all <24 / 24-48 / >=48  (with_mask; without_mask)')
     for name, detector in detectors.items():
         ms = '{:6.1f} / {:6.1f}'.format(*timings[name])

@@ -89,9 +89,9 @@ PIPELINE_PARAMETERS = {
                         'detector in use.', 0.0, 1.0),
     'detection_min_side': ('CenterFace below full scale: a frame is not shrunk to a longer '
                            'side under this many pixels (a 240x240 webcam frame stays at full '
-                           'resolution, no costlier than 640x480 at half size), and such a '
-                           'frame is also searched at detection_scale for faces close to the '
-                           'camera; 0 = no floor.',
+                           'resolution), and such a frame is also searched at '
+                           'detection_scale for faces close to the camera (both passes: up '
+                           'to 1.6x the cost of 640x480 at half size); 0 = no floor.',
                            0, 100000),
     'face_score_threshold': ('CenterFace: minimum face score.', 0.0, 1.0),
     'nms_iou': ('CenterFace: boxes overlapping a better one by more than this IoU are '

@@ -197,10 +197,11 @@ class CenterFaceSettings:
     # Boxes overlapping a better one by more than this IoU are dropped.
     nms_iou: float = 0.3
     # Below full scale, a frame is not shrunk to a longer side under this many px (0 = no
-    # floor): a 240x240 webcam frame keeps its detail, at most the cost of 640x480 at half
-    # size.  Found masked faces of masksplease_scraped's 100-300 px photos 85 -> 97 %.  Such a
-    # frame is searched at `scale` too (see coarse_size): close faces that fill a small frame
-    # are found better there (hiluf_webcam's 280-460 px frames: 268 -> 286 of 297 found).
+    # floor): a 240x240 webcam frame keeps its detail.  Found masked faces of
+    # masksplease_scraped's 100-300 px photos 85 -> 97 %.  Such a frame is searched at `scale`
+    # too (see coarse_size): close faces that fill a small frame are found better there
+    # (hiluf_webcam's 280-460 px frames: 268 -> 286 of 297 found).  Both passes together cost
+    # 1.0x (240x240) to 1.6x (352x288) one 640x480 frame at half size (BENCHMARKS.md).
     min_input_side: int = 320
     # The network input's longer side is at most this (bounds the cost of 4K frames).
     max_input_side: int = 1920
