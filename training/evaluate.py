@@ -92,7 +92,7 @@ def evaluate_classify(data_dir, model_path=None, detect=True, face_detector='aut
                                              for f in detector.detect(image)])
             key = 'mask' if label == MASK else 'no_mask'
             fallback_used = box is None
-            if box is None:
+            if fallback_used:
                 box = (0, 0, image.shape[1], image.shape[0])
                 fallback[key] += detector is not None
             else:

@@ -378,12 +378,13 @@ class CenterFaceDetector(FaceDetector):
         """Return (resized width, height, padded width, height) for a frame of that size."""
         s = self.settings
         longer = max(width, height)
-        scale = max(s.scale, min(1.0, s.min_input_side / longer))
-        scale = min(scale, s.max_input_side / longer)
+        return self._size_at(width, height, max(s.scale, min(1.0, s.min_input_side / longer)))
+
+    def _size_at(self, width, height, scale):
+        """(resized width, height, padded width, height) at ``scale``, max_input_side applied."""
+        scale = min(scale, self.settings.max_input_side / max(width, height))
         in_w, in_h = max(1, round(width * scale)), max(1, round(height * scale))
-        pad_w = -(-in_w // self.ALIGN) * self.ALIGN
-        pad_h = -(-in_h // self.ALIGN) * self.ALIGN
-        return in_w, in_h, pad_w, pad_h
+        return in_w, in_h, -(-in_w // self.ALIGN) * self.ALIGN, -(-in_h // self.ALIGN) * self.ALIGN
 
     def detect_landmarks(self, bgr: np.ndarray) -> list:
         """Return ``[(FaceBox, points)]``: points is float (5, 2) x, y in pixels of `bgr`.
@@ -432,14 +433,10 @@ class CenterFaceDetector(FaceDetector):
         Only when min_input_side raised the scale of this (small) frame: then the frame is
         also searched at ``scale``, which costs less than the raised pass.
         """
-        s = self.settings
-        longer = max(width, height)
-        scale = min(s.scale, s.max_input_side / longer)
-        in_w, in_h = max(1, round(width * scale)), max(1, round(height * scale))
-        if (in_w, in_h) == self.input_size(width, height)[:2] or min(in_w, in_h) < self.ALIGN:
+        coarse = self._size_at(width, height, self.settings.scale)
+        if coarse == self.input_size(width, height) or min(coarse[:2]) < self.ALIGN:
             return None
-        return (in_w, in_h, -(-in_w // self.ALIGN) * self.ALIGN,
-                -(-in_h // self.ALIGN) * self.ALIGN)
+        return coarse
 
     def _pass(self, bgr, in_w, in_h, pad_w, pad_h, threshold):
         """Faces of one pass of the network over the frame resized to (in_w, in_h)."""

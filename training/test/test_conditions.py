@@ -97,12 +97,17 @@ def test_every_evaluation_condition_and_random_mix_keep_shape(photo):
         assert out.shape == photo.shape and out.dtype == np.uint8
 
 
+def _no_augmentation():
+    """Return an AugmentConfig that changes nothing (each test switches on its one step)."""
+    return data_lib.AugmentConfig(colour_p=0, grey_p=0, blur_p=0, jpeg_p=0, noise_p=0,
+                                  small_face_p=0, rotation_p=0, flip=0, scale_jitter=0,
+                                  shift_jitter=0, aspect_jitter=0)
+
+
 def test_training_augmentation_applies_webcam_conditions(photo):
     region = data_lib.cut_region(photo, FACE, 96)
     region.label = 1
-    plain = data_lib.AugmentConfig(colour_p=0, grey_p=0, blur_p=0, jpeg_p=0, noise_p=0,
-                                   small_face_p=0, rotation_p=0, flip=0, scale_jitter=0,
-                                   shift_jitter=0, aspect_jitter=0)
+    plain = _no_augmentation()
     webcam = data_lib.AugmentConfig(**{**plain.__dict__, 'webcam_p': 1.0})
     base, _ = data_lib.augment_region(region, np.random.default_rng(0), plain)
     assert np.array_equal(base, region.image)
@@ -114,9 +119,7 @@ def test_training_augmentation_applies_webcam_conditions(photo):
 def test_training_augmentation_shuffles_colour_channels(photo):
     region = data_lib.cut_region(photo, FACE, 96)
     region.label = 0
-    plain = data_lib.AugmentConfig(colour_p=0, grey_p=0, blur_p=0, jpeg_p=0, noise_p=0,
-                                   small_face_p=0, rotation_p=0, flip=0, scale_jitter=0,
-                                   shift_jitter=0, aspect_jitter=0)
+    plain = _no_augmentation()
     shuffled = data_lib.AugmentConfig(**{**plain.__dict__, 'channel_shuffle_p': 1.0})
     channels = [region.image[..., c] for c in range(3)]
     orders = set()
@@ -145,9 +148,7 @@ def test_darker_skin_darkens_the_face_only_and_keeps_its_detail(photo):
 def test_training_augmentation_applies_darker_skin(photo):
     region = data_lib.cut_region(photo, FACE, 96)
     region.label = 0
-    plain = data_lib.AugmentConfig(colour_p=0, grey_p=0, blur_p=0, jpeg_p=0, noise_p=0,
-                                   small_face_p=0, rotation_p=0, flip=0, scale_jitter=0,
-                                   shift_jitter=0, aspect_jitter=0)
+    plain = _no_augmentation()
     darker = data_lib.AugmentConfig(**{**plain.__dict__, 'darker_skin_p': 1.0})
     x, y, w, h = (int(round(v)) for v in region.box)
     face = (slice(y, y + h), slice(x, x + w))
