@@ -13,7 +13,8 @@ import cv2
 import numpy as np
 
 from mask_detection.classifier import crop_square, MASK, MaskClassifier, NO_MASK
-from mask_detection.mask_synthesis import COLOURS, mask_face, MASK_KINDS, MaskSpec, PLACEMENTS
+from mask_detection.mask_synthesis import (beard_face, BEARD_STYLES, COLOURS, mask_face,
+                                           MASK_KINDS, MaskSpec, PLACEMENTS)
 from training import calibration, conditions, data as data_lib, heldout
 from training.metrics import classification_metrics
 
@@ -136,6 +137,9 @@ def evaluate_heldout(split_path, data_root, model_paths=(None,), synthetic_faces
     records = []    # one per face: set, label, logits, extras
     condition_logits = {name: [] for name in conditions.CONDITIONS}
     synthetic = []  # (spec, logits)
+    bearded = []    # (style, logits): facial hair drawn on held-out unmasked faces
+    # Its own generator, so that adding beards left the other renderings as they were.
+    beard_rng = np.random.default_rng(seed + 1)
     detector = None
     for name, samples in held.items():
         by_image = {}
@@ -174,6 +178,9 @@ def evaluate_heldout(split_path, data_root, model_paths=(None,), synthetic_faces
                     specs = _synthetic_specs(rng, len(synthetic))
                     drawn = [(mask_face(crop, points, spec, rng), box) for spec in specs]
                     synthetic += list(zip(specs, np.stack(scorers.logits(drawn), axis=1)))
+                    style = BEARD_STYLES[len(bearded) % len(BEARD_STYLES)]
+                    hair = beard_face(crop, points, style, beard_rng)
+                    bearded.append((style, np.stack(scorers.logits([(hair, box)]), axis=1)[0]))
     results = []
     for index, model in enumerate(scorers.classifiers):
         # Each record holds one row of logits per model: keep this model's.
@@ -181,7 +188,8 @@ def evaluate_heldout(split_path, data_root, model_paths=(None,), synthetic_faces
         results.append(_report(
             pick, {c: [row[index] for row in rows] for c, rows in condition_logits.items()},
             [(spec, row[index]) for spec, row in synthetic], model, split_path, data_root,
-            missing, reliability_png if index == 0 else None))
+            missing, reliability_png if index == 0 else None,
+            [(style, row[index]) for style, row in bearded]))
     return results
 
 
@@ -212,7 +220,7 @@ def _group(records, probabilities, key, select=None):
 
 
 def _report(records, condition_logits, synthetic, model, split_path, data_root, missing,
-            reliability_png):
+            reliability_png, bearded=()):
     temperature = model.temperature
     logits = np.array([r['logits'] for r in records]).reshape(-1, 2)
     labels = np.array([r['label'] for r in records], np.int64)
@@ -272,6 +280,15 @@ def _report(records, condition_logits, synthetic, model, split_path, data_root, 
                                             lambda r: r['spec'].placement == 'proper'),
             'per_placement': _group(syn_records, syn_probabilities,
                                     lambda r: r['spec'].placement)}
+    if bearded:
+        beard_probabilities = calibration.probabilities(
+            np.array([row for _, row in bearded]).reshape(-1, 2), temperature)
+        beard_records = [{'label': NO_MASK, 'style': style} for style, _ in bearded]
+        result['synthetic_beards'] = {
+            'note': 'facial hair drawn on held-out unmasked faces (still no mask): flatters '
+                    'the synthesis, reported apart',
+            'all': summarise([NO_MASK] * len(bearded), beard_probabilities),
+            'per_style': _group(beard_records, beard_probabilities, lambda r: r['style'])}
     return result
 
 
@@ -314,3 +331,7 @@ def print_breakdown(result, stream=None):
             'all': s['all'], **{f'kind {k}': v for k, v in s['per_kind_worn_right'].items()},
             **{f'colour {k}': v for k, v in s['per_colour_worn_right'].items()},
             **{f'placement {k}': v for k, v in s['per_placement'].items()}})
+    if 'synthetic_beards' in result:
+        b = result['synthetic_beards']
+        table('SYNTHETIC facial hair on held-out unmasked faces, no mask (reported apart)', {
+            'all': b['all'], **{f'style {k}': v for k, v in b['per_style'].items()}})

@@ -3,8 +3,11 @@
 For each unmasked training face large enough for its landmarks to be found (CenterFace's five
 points, detected again on the cached context region), ``variants`` renderings are made with
 random mask kinds, colours and placements: worn over nose and mouth (label mask) or under the nose
-/ on the chin (label no mask).  Renderings are cached on disk (training/runs/cache, plain numpy
-arrays, no pickle) keyed by the faces and settings, so a second run costs nothing.
+/ on the chin (label no mask).  With ``beard_p``, faces also get facial hair (full beard,
+goatee, moustache or stubble): drawn under some of the masks, and alone as one more unmasked
+rendering, so that dark hair on the lower face is not taken for a dark mask.  Renderings are
+cached on disk (training/runs/cache, plain numpy arrays, no pickle) keyed by the faces and
+settings, so a second run costs nothing.
 """
 from dataclasses import dataclass
 import hashlib
@@ -14,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from mask_detection.classifier import NO_MASK
-from mask_detection.mask_synthesis import mask_face, MaskSpec, random_mask_spec
+from mask_detection.mask_synthesis import (beard_face, BEARD_STYLES, mask_face, MaskSpec,
+                                           random_mask_spec)
 from training import data as data_lib
 
 # Bump when the rendering or the selection changes, so that cached renderings are rebuilt.
@@ -49,8 +53,12 @@ def find_points(detector, image, box, min_iou=0.3):
     return best
 
 
-def _cache_key(samples, variants, wrong_p, seed):
-    digest = hashlib.sha1(json.dumps([SYNTHESIS_VERSION, variants, wrong_p, seed, [
+def _cache_key(samples, variants, wrong_p, seed, beard_p=0.0):
+    settings = [SYNTHESIS_VERSION, variants, wrong_p, seed]
+    if beard_p:
+        # Only when used, so that caches made before beards existed stay valid.
+        settings.append(['beard', beard_p])
+    digest = hashlib.sha1(json.dumps(settings + [[
         [s.group, [round(float(v), 1) for v in s.box]] for s in samples]]).encode())
     return digest.hexdigest()[:16]
 
@@ -67,15 +75,17 @@ def _load(path):
 
 
 def synthesize(samples, regions, variants=2, wrong_p=0.3, seed=0,
-               cache_dir=data_lib.DEFAULT_CACHE_DIR, progress=True, detector=None):
+               cache_dir=data_lib.DEFAULT_CACHE_DIR, progress=True, detector=None, beard_p=0.0):
     """Return SyntheticRegions drawn on the unmasked ``samples`` (with their cached regions).
 
+    ``beard_p``: the probability that a rendering gets facial hair under its mask, and that a
+    face gets one more rendering with facial hair and no mask (spec ``beard/<style>``).
     Also returns how many faces were used and skipped (too small, landmarks not found).
     """
     chosen = [(s, r) for s, r in zip(samples, regions)
               if s.label == NO_MASK and min(s.box[2], s.box[3]) >= MIN_FACE_SIDE
               and s.voc_class != 'mask_weared_incorrect']
-    key = _cache_key([s for s, _ in chosen], variants, wrong_p, seed)
+    key = _cache_key([s for s, _ in chosen], variants, wrong_p, seed, beard_p)
     path = Path(cache_dir) / f'synthetic_{key}.npz' if cache_dir else None
     if path is not None and path.is_file():
         out = _load(path)
@@ -95,11 +105,19 @@ def synthesize(samples, regions, variants=2, wrong_p=0.3, seed=0,
             skipped += 1
             continue
         used += 1
+        source = f'{sample.image_path}#{sample.box}'
         for _ in range(variants):
             spec = random_mask_spec(rng, wrong_p)
-            image = mask_face(region.image, points, spec, rng)
-            out.append(SyntheticRegion(image, region.box, spec.label, spec.name,
-                                       f'{sample.image_path}#{sample.box}'))
+            image, name = region.image, spec.name
+            if beard_p and rng.random() < beard_p:
+                style = BEARD_STYLES[int(rng.integers(len(BEARD_STYLES)))]
+                image, name = beard_face(image, points, style, rng), f'beard/{style}+{name}'
+            image = mask_face(image, points, spec, rng)
+            out.append(SyntheticRegion(image, region.box, spec.label, name, source))
+        if beard_p and rng.random() < beard_p:
+            style = BEARD_STYLES[int(rng.integers(len(BEARD_STYLES)))]
+            out.append(SyntheticRegion(beard_face(region.image, points, style, rng), region.box,
+                                       NO_MASK, f'beard/{style}', source))
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         _save(path, out)
@@ -109,6 +127,9 @@ def synthesize(samples, regions, variants=2, wrong_p=0.3, seed=0,
 
 
 def spec_of(name):
-    """Return the MaskSpec of a ``kind/colour/placement`` name."""
-    kind, colour, placement = name.split('/')
+    """Return the MaskSpec of a ``[beard/<style>+]kind/colour/placement`` name; None: no mask."""
+    mask = name.split('+')[-1]
+    if mask.startswith('beard/'):
+        return None
+    kind, colour, placement = mask.split('/')
     return MaskSpec(kind, colour, placement)

