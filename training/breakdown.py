@@ -5,7 +5,8 @@ split (training/heldout_split.json): accuracy and per-class recall per data set,
 (VOC sets), per VOC class (mask worn incorrectly), per face brightness, per estimated mask colour
 (from the lower face's pixels: no data set labels colours), per webcam condition (each condition
 of training/conditions.py applied at a fixed strength), and, reported apart because they flatter
-the synthesis, per kind / colour / placement of masks drawn on the held-out unmasked faces.
+the synthesis, per kind / colour / placement of masks drawn on the held-out unmasked faces and
+per style of facial hair drawn on them (still no mask).
 """
 from pathlib import Path
 
