@@ -102,6 +102,7 @@ def test_train_ships_the_weight_average_when_asked(tiny_imagefolder, tmp_path):
     ('--rotation-deg', '-5', '--rotation-deg -5: must be >= 0'),
     ('--rotation-p', '1.5', '--rotation-p 1.5: must be a probability'),
     ('--channel-shuffle-p', '-0.1', '--channel-shuffle-p -0.1: must be a probability'),
+    ('--synth-beard-p', '2', '--synth-beard-p 2: must be a probability'),
     ('--swa-from', '41', '--swa-from 41: must be 0 (off) or an epoch in 1..40'),
     ('--swa-from', '-1', '--swa-from -1: must be 0'),
 ])
