@@ -110,12 +110,12 @@ def synthesize(samples, regions, variants=2, wrong_p=0.3, seed=0,
             spec = random_mask_spec(rng, wrong_p)
             image, name = region.image, spec.name
             if beard_p and rng.random() < beard_p:
-                style = BEARD_STYLES[int(rng.integers(len(BEARD_STYLES)))]
+                style = _random_beard_style(rng)
                 image, name = beard_face(image, points, style, rng), f'beard/{style}+{name}'
             image = mask_face(image, points, spec, rng)
             out.append(SyntheticRegion(image, region.box, spec.label, name, source))
         if beard_p and rng.random() < beard_p:
-            style = BEARD_STYLES[int(rng.integers(len(BEARD_STYLES)))]
+            style = _random_beard_style(rng)
             out.append(SyntheticRegion(beard_face(region.image, points, style, rng), region.box,
                                        NO_MASK, f'beard/{style}', source))
     if path is not None:
@@ -124,6 +124,10 @@ def synthesize(samples, regions, variants=2, wrong_p=0.3, seed=0,
     return out, {'faces': used, 'skipped_no_landmarks': skipped,
                  'skipped_small_or_incorrect': sum(
                      1 for s in samples if s.label == NO_MASK) - len(chosen)}
+
+
+def _random_beard_style(rng):
+    return BEARD_STYLES[int(rng.integers(len(BEARD_STYLES)))]
 
 
 def spec_of(name):

