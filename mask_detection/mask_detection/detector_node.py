@@ -112,6 +112,9 @@ PIPELINE_PARAMETERS = {
     'haar_max_size': ('Haar: largest face side in pixels; 0 = no limit.', 0, 100000),
     'model_path': ('Mask classifier model file (.pt); empty = the shipped model '
                    '(share/mask_detection/models/mask_classifier.pt).', None, None),
+    'align_faces': ("Crop each face upright (eyes level) by the face detector's landmarks "
+                    'before classifying it, when the head is rolled 3 degrees or more '
+                    '(CenterFace only; Haar boxes have no landmarks).', None, None),
     'device': ("PyTorch device of the classifier: 'cpu', 'cuda' or 'cuda:N'.", None, None),
     'num_threads': ('Classifier CPU threads (ONNX Runtime session; PyTorch: process-wide); '
                     '0 = all cores / the PyTorch default.', 0, 1024),
@@ -123,7 +126,8 @@ PIPELINE_PARAMETERS = {
 }
 # Changing one of these loads a new classifier; the other pipeline parameters rebuild only
 # the face detector (or nothing: the label thresholds).
-CLASSIFIER_PARAMETERS = {'model_path', 'device', 'num_threads', 'inference_engine'}
+CLASSIFIER_PARAMETERS = {'model_path', 'device', 'num_threads', 'inference_engine',
+                         'align_faces'}
 LABEL_PARAMETERS = {'mask_threshold', 'unknown_threshold', 'min_face_size'}
 
 

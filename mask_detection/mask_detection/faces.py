@@ -32,13 +32,26 @@ class FaceDetectorError(ValueError):
 
 @dataclass(frozen=True)
 class FaceBox:
-    """A face in pixels of the input frame: top-left corner, size, detector score in [0, 1]."""
+    """A face in pixels of the input frame: top-left corner, size, detector score in [0, 1].
+
+    ``landmarks``: the detector's five points where it has them (CenterFace), as
+    ((x, y), ...) in pixels of the frame: left eye, right eye, nose tip, left and right mouth
+    corner (the image's left one first in each pair); None otherwise (Haar).
+    """
 
     x: int
     y: int
     width: int
     height: int
     score: float
+    landmarks: Optional[tuple] = None
+
+    def roll_degrees(self) -> Optional[float]:
+        """Return the head's roll: the angle of the left-to-right eye line; None without points."""
+        if self.landmarks is None:
+            return None
+        (left_x, left_y), (right_x, right_y) = self.landmarks[0], self.landmarks[1]
+        return math.degrees(math.atan2(right_y - left_y, right_x - left_x))
 
 
 def as_bgr_frame(frame) -> np.ndarray:
@@ -73,15 +86,20 @@ def _grey_frame(frame) -> np.ndarray:
 
 
 def clip_box(x1: float, y1: float, x2: float, y2: float, score: float,
-             width: int, height: int) -> Optional[FaceBox]:
-    """Round corners to ints and clip to a width x height image; None when nothing is left."""
+             width: int, height: int, landmarks=None) -> Optional[FaceBox]:
+    """Round corners to ints and clip to a width x height image; None when nothing is left.
+
+    ``landmarks`` (five x, y points, any sequence) are kept as they are, not clipped.
+    """
     left = min(max(int(round(x1)), 0), width)
     top = min(max(int(round(y1)), 0), height)
     right = min(max(int(round(x2)), 0), width)
     bottom = min(max(int(round(y2)), 0), height)
     if right - left < 1 or bottom - top < 1:
         return None
-    return FaceBox(left, top, right - left, bottom - top, float(score))
+    if landmarks is not None:
+        landmarks = tuple((float(x), float(y)) for x, y in landmarks)
+    return FaceBox(left, top, right - left, bottom - top, float(score), landmarks)
 
 
 class FaceDetector(ABC):
@@ -346,7 +364,8 @@ class CenterFaceDetector(FaceDetector):
     name = 'centerface'
     STRIDE = 4
     ALIGN = 32
-    OUTPUTS = ['537', '538', '539']
+    # Heatmap, log box sizes, centre offsets, landmark offsets.
+    OUTPUTS = ['537', '538', '539', '540']
 
     def __init__(self, settings: Optional[CenterFaceSettings] = None):
         self.settings = settings or CenterFaceSettings()
@@ -400,7 +419,7 @@ class CenterFaceDetector(FaceDetector):
             bgr = cv2.resize(bgr, (in_w, in_h), interpolation=cv2.INTER_AREA)
         blob = np.zeros((1, 3, pad_h, pad_w), np.float32)
         blob[0, :, :in_h, :in_w] = bgr.transpose(2, 0, 1)[::-1]  # BGR -> RGB planes
-        outputs = self._runner.run(blob, self.OUTPUTS + ['540'])
+        outputs = self._runner.run(blob, self.OUTPUTS)
         return self._decode_with_points(outputs, width / in_w, height / in_h, width, height,
                                         self.settings.score_threshold)
 
@@ -445,8 +464,8 @@ class CenterFaceDetector(FaceDetector):
         small = cv2.resize(bgr, (in_w, in_h), interpolation=cv2.INTER_AREA) if resized else bgr
         blob = np.zeros((1, 3, pad_h, pad_w), np.float32)
         blob[0, :, :in_h, :in_w] = small.transpose(2, 0, 1)[::-1]  # BGR -> RGB planes
-        return self._decode(self._runner.run(blob), width / in_w, height / in_h, width, height,
-                            threshold)
+        return self._decode(self._runner.run(blob, self.OUTPUTS), width / in_w, height / in_h,
+                            width, height, threshold)
 
     def _merge(self, faces):
         """Drop the faces that overlap a better one by more than nms_iou (best first)."""
@@ -478,16 +497,18 @@ class CenterFaceDetector(FaceDetector):
             crop = bgr[top:top + window, left:left + window]
             blob.fill(0.0)
             blob[0, :, :crop.shape[0], :crop.shape[1]] = crop.transpose(2, 0, 1)[::-1]
-            for found in self._decode(self._runner.run(blob), 1.0, 1.0, crop.shape[1],
-                                      crop.shape[0], s.score_threshold):
+            for found in self._decode(self._runner.run(blob, self.OUTPUTS), 1.0, 1.0,
+                                      crop.shape[1], crop.shape[0], s.score_threshold):
                 # A big face cut by the window's edge is no small face.
                 if min(found.width, found.height) < 2 * s.refine_max_side:
+                    points = None if found.landmarks is None else tuple(
+                        (x + left, y + top) for x, y in found.landmarks)
                     kept.append(FaceBox(found.x + left, found.y + top, found.width,
-                                        found.height, found.score))
+                                        found.height, found.score, points))
         return self._merge(kept)
 
     def _decode(self, outputs, x_factor, y_factor, width, height, threshold):
-        """Return the faces (FaceBox, best first) in the outputs' heatmap above ``threshold``."""
+        """Return the faces (FaceBox with landmarks, best first) above ``threshold``."""
         return [box for box, _ in self._decode_with_points(outputs, x_factor, y_factor, width,
                                                            height, threshold)]
 
@@ -517,9 +538,6 @@ class CenterFaceDetector(FaceDetector):
                                 threshold, self.settings.nms_iou)
         faces = []
         for i in np.ravel(keep):
-            box = clip_box(x1[i], y1[i], x2[i], y2[i], scores[i], width, height)
-            if box is None:
-                continue
             points = None
             if landmarks is not None:
                 # The published decoding: offsets relative to the box's top-left corner, in
@@ -528,7 +546,9 @@ class CenterFaceDetector(FaceDetector):
                 points = np.stack([
                     (centre_x[i] - box_w[i] / 2 + cell[:, 1] * box_w[i]) * x_factor,
                     (centre_y[i] - box_h[i] / 2 + cell[:, 0] * box_h[i]) * y_factor], axis=1)
-            faces.append((box, points))
+            box = clip_box(x1[i], y1[i], x2[i], y2[i], scores[i], width, height, points)
+            if box is not None:
+                faces.append((box, points))
         faces.sort(key=lambda f: -f[0].score)
         return faces
 

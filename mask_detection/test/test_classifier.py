@@ -88,9 +88,70 @@ def test_preprocess_face_accepts_facebox_like_objects(astronaut_bgr):
 
 @pytest.mark.parametrize('box', [(0, 0, 0, 10), (0, 0, 10, -1), (0, 0, math.nan, 10),
                                  (600, 600, 10, 10), (1, 2, 3)])
-def test_preprocess_face_rejects_bad_boxes(astronaut_bgr, box):
+@pytest.mark.parametrize('roll', [0.0, 20.0])
+def test_preprocess_face_rejects_bad_boxes(astronaut_bgr, box, roll):
     with pytest.raises(ValueError, match='box'):
-        classifier.preprocess_face(astronaut_bgr, box, 32)
+        classifier.preprocess_face(astronaut_bgr, box, 32, roll=roll)
+
+
+def _turned(image, box, angle):
+    x, y, w, h = box
+    matrix = cv2.getRotationMatrix2D((x + w / 2, y + h / 2), angle, 1.0)
+    return cv2.warpAffine(image, matrix, image.shape[1::-1], borderMode=cv2.BORDER_REFLECT_101)
+
+
+@pytest.mark.parametrize('angle', [30.0, -20.0])
+def test_crop_square_with_roll_undoes_the_turn(astronaut_bgr, angle):
+    x, y, w, h = FACE
+    side = round(max(w, h) * 1.3)
+    left, top = int(x + w / 2 - side / 2 + 0.5), int(y + h / 2 - side / 2 + 0.5)
+    upright = astronaut_bgr[top:top + side, left:left + side].astype(np.float32)
+    turned = _turned(astronaut_bgr, FACE, -angle)   # a head rolled by ``angle``
+    as_is = classifier.crop_square(turned, FACE, 0.15).astype(np.float32)
+    straightened = classifier.crop_square(turned, FACE, 0.15, roll=angle).astype(np.float32)
+    assert straightened.shape == upright.shape
+    # Two resamplings blur a little; a crop left turned is far off.
+    assert np.abs(straightened - upright).mean() < 6.0
+    assert np.abs(as_is - upright).mean() > 4 * np.abs(straightened - upright).mean()
+
+
+def test_crop_square_with_roll_is_black_outside_the_image(astronaut_bgr):
+    crop = classifier.crop_square(astronaut_bgr, (0, 0, 60, 60), 0.25, roll=30.0)
+    assert crop.shape == (90, 90, 3)
+    assert np.all(crop[:8, :8] == 0) and crop[45:, 45:].std() > 5
+
+
+@pytest.mark.parametrize('roll', [math.nan, math.inf])
+def test_crop_square_rejects_a_non_finite_roll(astronaut_bgr, roll):
+    with pytest.raises(ValueError, match='roll'):
+        classifier.crop_square(astronaut_bgr, FACE, 0.15, roll=roll)
+
+
+def _box_with_roll(angle):
+    """Return a FaceBox whose eyes lie on a line at ``angle`` degrees."""
+    from mask_detection.faces import FaceBox
+    dx, dy = math.cos(math.radians(angle)) * 40, math.sin(math.radians(angle)) * 40
+    points = ((200.0, 90.0), (200.0 + dx, 90.0 + dy), (220, 110), (205, 130), (235, 130))
+    return FaceBox(*FACE, 0.9, points)
+
+
+@pytest.mark.parametrize('angle, align, expected', [
+    (20.0, True, 20.0), (-12.0, True, -12.0), (2.0, True, 0.0), (20.0, False, 0.0)])
+def test_classifier_crops_rolled_faces_upright(model_file, astronaut_bgr, angle, align,
+                                               expected):
+    model = MaskClassifier(model_file, align_faces=align)
+    box = _box_with_roll(angle)
+    assert model.roll_of(box) == pytest.approx(expected)
+    np.testing.assert_array_equal(
+        model.preprocess(astronaut_bgr, [box])[0],
+        classifier.preprocess_face(astronaut_bgr, FACE, roll=expected, **model.preprocessing))
+
+
+def test_boxes_without_landmarks_are_cropped_as_they_are(model_file, astronaut_bgr):
+    from mask_detection.faces import FaceBox
+    model = MaskClassifier(model_file)
+    assert model.roll_of(FACE) == 0.0
+    assert model.roll_of(FaceBox(*FACE, 0.9)) == 0.0
 
 
 @pytest.mark.parametrize('image, message', [

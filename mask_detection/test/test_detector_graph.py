@@ -108,6 +108,10 @@ def test_rebuilding_reuses_the_parts_that_did_not_change(model_path):
     assert detector.classifier is first.classifier
     model = detector_node.build_pipeline(values, {'model_path'}, detector)
     assert model.classifier is not first.classifier
+    values['align_faces'] = False
+    unaligned = detector_node.build_pipeline(values, {'align_faces'}, model)
+    assert unaligned.classifier is not model.classifier
+    assert model.classifier.align_faces and not unaligned.classifier.align_faces
     with pytest.raises(ValueError, match='face_detector'):
         detector_node.build_pipeline(dict(values, face_detector='yolo'), {'face_detector'},
                                      detector)
