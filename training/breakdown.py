@@ -7,6 +7,10 @@ split (training/heldout_split.json): accuracy and per-class recall per data set,
 of training/conditions.py applied at a fixed strength), and, reported apart because they flatter
 the synthesis, per kind / colour / placement of masks drawn on the held-out unmasked faces and
 per style of facial hair drawn on them (still no mask).
+
+As on the robot, each face is cropped upright when CenterFace's landmarks (found again on the
+face's context) show its head rolled (MaskClassifier's ``align_faces``); ``align_faces=False``
+scores the crops as annotated.  ``per_roll`` reports accuracy by that roll.
 """
 from pathlib import Path
 
@@ -14,6 +18,7 @@ import cv2
 import numpy as np
 
 from mask_detection.classifier import crop_square, MASK, MaskClassifier, NO_MASK
+from mask_detection.faces import FaceBox
 from mask_detection.mask_synthesis import (beard_face, BEARD_STYLES, COLOURS, mask_face,
                                            MASK_KINDS, MaskSpec, PLACEMENTS)
 from training import calibration, conditions, data as data_lib, heldout
@@ -27,6 +32,8 @@ BRIGHTNESS_BINS = ((f'dim (<{conditions.DIM_GREY})', 0, conditions.DIM_GREY),
 # and the face side it is scaled down to (training sees faces of at most 96 px too).
 CONDITION_CONTEXT = 1.0
 CONTEXT_FACE_SIDE = 112
+# Head roll bins (absolute degrees, from the landmarks found again on each face).
+ROLL_BINS = (('roll <10 deg', 0, 10), ('roll 10-20 deg', 10, 20), ('roll >=20 deg', 20, 181))
 
 
 def summarise(labels, probabilities, unknown_threshold=0.6):
@@ -88,9 +95,10 @@ def _load_held_out(split, data_root, progress, cache_dir):
 class _Scorers:
     """Logits of several models for the same faces (each face prepared once)."""
 
-    def __init__(self, model_paths):
+    def __init__(self, model_paths, align_faces=True):
         # One torch thread: two spin-wait against each other on a busy machine (BENCHMARKS.md).
-        self.classifiers = [MaskClassifier(path, num_threads=1) for path in model_paths]
+        self.classifiers = [MaskClassifier(path, num_threads=1, align_faces=align_faces)
+                            for path in model_paths]
 
     def logits(self, items):
         """Return one (N, 2) array of raw network outputs per model for (image, box) pairs."""
@@ -122,18 +130,26 @@ def _context(image, box):
     return crop, box
 
 
+def _with_landmarks(box, points, offset=(0.0, 0.0), scale=1.0):
+    """Return a FaceBox of ``box`` with ``points`` (five x, y) mapped by p / scale + offset."""
+    landmarks = None if points is None else tuple(
+        (float(x / scale + offset[0]), float(y / scale + offset[1])) for x, y in points)
+    return FaceBox(*box, 1.0, landmarks)
+
+
 def evaluate_heldout(split_path, data_root, model_paths=(None,), synthetic_faces=True, seed=0,
-                     progress=True, reliability_png=None, cache_dir=data_lib.DEFAULT_CACHE_DIR):
+                     progress=True, reliability_png=None, cache_dir=data_lib.DEFAULT_CACHE_DIR,
+                     align_faces=True):
     """Return one breakdown dict per model (see the module docstring), same faces for all.
 
     ``model_paths``: model files (None = the shipped model); ``reliability_png``: diagram of the
-    first model.
+    first model; ``align_faces``: crop rolled faces upright, as the pipeline does.
     """
     split = heldout.load_split(split_path)
     held, missing = _load_held_out(split, data_root, progress, cache_dir)
     if not held:
         raise data_lib.DataError(f"none of the split's data sets is under {data_root}")
-    scorers = _Scorers(model_paths)
+    scorers = _Scorers(model_paths, align_faces)
     rng = np.random.default_rng(seed)
     records = []    # one per face: set, label, logits, extras
     condition_logits = {name: [] for name in conditions.CONDITIONS}
@@ -152,30 +168,43 @@ def evaluate_heldout(split_path, data_root, model_paths=(None,), synthetic_faces
             items = tqdm(items, desc=f'held out: {name}', leave=False, unit='img')
         for path, faces in items:
             image = data_lib.read_image(path)
-            logits = np.stack(scorers.logits([(image, s.box) for s in faces]), axis=1)
-            for sample, row in zip(faces, logits):
-                side = min(sample.box[2], sample.box[3])
-                records.append({
-                    'set': name, 'label': sample.label, 'logits': row, 'kind': sample.kind,
-                    'voc_class': sample.voc_class, 'size': side,
-                    'brightness': conditions.darkness(image, sample.box),
-                    'colour': lower_face_colour(image, sample.box)})
+            contexts, boxes = [], []
+            for sample in faces:
                 crop, box = _context(image, sample.box)
-                changed = [(apply(crop, box, rng), box)
-                           for apply in conditions.CONDITIONS.values()]
-                rows = np.stack(scorers.logits(changed), axis=1)
-                for condition, row in zip(conditions.CONDITIONS, rows):
-                    condition_logits[condition].append(row)
-                if synthetic_faces and sample.label == NO_MASK and side >= 40 and \
-                        sample.voc_class != 'mask_weared_incorrect':
+                points = None
+                if align_faces or synthetic_faces:
                     if detector is None:
                         from mask_detection.faces import CenterFaceDetector, CenterFaceSettings
                         detector = CenterFaceDetector(CenterFaceSettings(scale=1.0,
                                                                          score_threshold=0.3))
                     from training.synthetic import find_points
                     points = find_points(detector, crop, box)
+                # The context crop is the image shifted and scaled: map its points back.
+                scale = box[2] / sample.box[2]
+                offset = (sample.box[0] - box[0] / scale, sample.box[1] - box[1] / scale)
+                contexts.append((crop, box, _with_landmarks(box, points), points))
+                boxes.append(_with_landmarks(sample.box, points, offset, scale))
+            logits = np.stack(scorers.logits([(image, box) for box in boxes]), axis=1)
+            for sample, box, row, (crop, crop_xywh, crop_box, points) in zip(
+                    faces, boxes, logits, contexts):
+                side = min(sample.box[2], sample.box[3])
+                roll = box.roll_degrees()
+                records.append({
+                    'set': name, 'label': sample.label, 'logits': row, 'kind': sample.kind,
+                    'voc_class': sample.voc_class, 'size': side,
+                    'brightness': conditions.darkness(image, sample.box),
+                    'colour': lower_face_colour(image, sample.box),
+                    'roll': None if roll is None else abs(roll)})
+                changed = [(apply(crop, crop_xywh, rng), crop_box)
+                           for apply in conditions.CONDITIONS.values()]
+                rows = np.stack(scorers.logits(changed), axis=1)
+                for condition, row in zip(conditions.CONDITIONS, rows):
+                    condition_logits[condition].append(row)
+                if synthetic_faces and sample.label == NO_MASK and side >= 40 and \
+                        sample.voc_class != 'mask_weared_incorrect':
                     if points is None:
                         continue
+                    box = crop_box
                     specs = _synthetic_specs(rng, len(synthetic))
                     drawn = [(mask_face(crop, points, spec, rng), box) for spec in specs]
                     synthetic += list(zip(specs, np.stack(scorers.logits(drawn), axis=1)))
@@ -228,6 +257,7 @@ def _report(records, condition_logits, synthetic, model, split_path, data_root, 
     probabilities = calibration.probabilities(logits, temperature)
     result = {'model': str(model.model_path), 'split': str(split_path),
               'data_root': str(data_root), 'sets_missing': missing,
+              'align_faces': model.align_faces,
               'temperature': temperature,
               'all_real': summarise(labels, probabilities)}
     result['per_set'] = _group(records, probabilities, lambda r: r['set'])
@@ -250,6 +280,14 @@ def _report(records, condition_logits, synthetic, model, split_path, data_root, 
     result['per_face_brightness'] = _group(records, probabilities, brightness_key)
     result['per_face_brightness_unmasked'] = _group(
         records, probabilities, brightness_key, lambda r: r['label'] == NO_MASK)
+
+    def roll_key(r):
+        if r.get('roll') is None:
+            return 'roll unknown (no landmarks found)'
+        for name, low, high in ROLL_BINS:
+            if low <= r['roll'] < high:
+                return name
+    result['per_roll'] = _group(records, probabilities, roll_key)
     result['per_mask_colour_estimated'] = _group(records, probabilities, lambda r: r['colour'],
                                                  lambda r: r['label'] == MASK)
     result['per_condition'] = {'none': result['all_real']}
@@ -309,7 +347,8 @@ def print_breakdown(result, stream=None):
             print(f'  {name:<52}{entry["n"]:>6} {_pct(entry["accuracy"]):>7} '
                   f'{_pct(entry["mask_recall"]):>7} {_pct(entry["no_mask_recall"]):>7} '
                   f'{entry["unknown"]:>5}', file=stream)
-    print(f'model {result["model"]} (T = {result["temperature"]:.3f}), split {result["split"]}',
+    print(f'model {result["model"]} (T = {result["temperature"]:.3f}), split {result["split"]}, '
+          f'faces {"cropped upright" if result["align_faces"] else "cropped as annotated"}',
           file=stream)
     if result['sets_missing']:
         print(f'sets not found under {result["data_root"]}: {result["sets_missing"]}',
@@ -321,6 +360,8 @@ def print_breakdown(result, stream=None):
     table('per face brightness (mean grey of the box)', result['per_face_brightness'])
     table('unmasked faces per brightness', result['per_face_brightness_unmasked'])
     table('masked faces per estimated mask colour', result['per_mask_colour_estimated'])
+    table('per head roll (landmarks found again; rolled faces are cropped upright unless '
+          '--no-align)', result['per_roll'])
     table('per webcam condition (all held-out real faces)', result['per_condition'])
     c = result['calibration']
     print(f'\ncalibration on held-out real faces: NLL {c["nll_raw"]:.4f} raw -> '

@@ -1,11 +1,12 @@
 """Evaluate the mask classifier alone (classify) or the whole pipeline on VOC scenes (detect).
 
     scripts/in_env.sh python -m training.evaluate classify --data DIR [--model FILE] \
-        [--no-detect] --json OUT
+        [--no-detect] [--no-align] --json OUT
     scripts/in_env.sh python -m training.evaluate detect --voc DIR [--face-detector NAME] \
         [--model FILE] --json OUT [--png CHART]
     scripts/in_env.sh python -m training.evaluate heldout --split training/heldout_split.json \
-        [--data-root ../shared/data] [--model FILE] --json OUT [--reliability-png FILE]
+        [--data-root ../shared/data] [--model FILE] [--no-align] --json OUT \
+        [--reliability-png FILE]
 
 classify: accuracy, per-class precision/recall and the confusion matrix on an ImageFolder set
 (with_mask/, without_mask/); by default each image's largest detected face is classified, the whole
@@ -67,12 +68,15 @@ def _selected(paths, images):
 
 
 def evaluate_classify(data_dir, model_path=None, detect=True, face_detector='auto',
-                      max_images=0, progress=True, images=None):
-    """Classify every image of an ImageFolder set; return the metrics dict."""
+                      max_images=0, progress=True, images=None, align_faces=True):
+    """Classify every image of an ImageFolder set; return the metrics dict.
+
+    ``align_faces``: the found face is cropped upright by its landmarks, as in the pipeline.
+    """
     data_dir = Path(data_dir)
     if data_lib.detect_layout(data_dir) != 'imagefolder':
         raise data_lib.DataError(f'{data_dir} is not an ImageFolder (with_mask/, without_mask/)')
-    model = MaskClassifier(model_path)
+    model = MaskClassifier(model_path, align_faces=align_faces)
     detector = _face_detector(face_detector) if detect else None
     labels, predictions, probabilities = [], [], []
     fallback = {'mask': 0, 'no_mask': 0}
@@ -88,8 +92,11 @@ def evaluate_classify(data_dir, model_path=None, detect=True, face_detector='aut
             image = data_lib.read_image(path)
             box = None
             if detector is not None:
-                box = data_lib.largest_face([(f.x, f.y, f.width, f.height)
-                                             for f in detector.detect(image)])
+                faces = detector.detect(image)
+                largest = data_lib.largest_face([(f.x, f.y, f.width, f.height) for f in faces])
+                # The FaceBox itself, so that its landmarks reach the classifier.
+                box = None if largest is None else next(
+                    f for f in faces if (f.x, f.y, f.width, f.height) == largest)
             key = 'mask' if label == MASK else 'no_mask'
             fallback_used = box is None
             if fallback_used:
@@ -114,7 +121,7 @@ def evaluate_classify(data_dir, model_path=None, detect=True, face_detector='aut
         'faces_detected': detected if detect else None,
         'whole_image_fallback': fallback if detect else None,
         'found_and_labelled_right': found_and_right if detect else None,
-        'data': str(data_dir), 'model': str(model.model_path),
+        'data': str(data_dir), 'model': str(model.model_path), 'align_faces': align_faces,
         'seconds': time.perf_counter() - started})
     return result
 
@@ -362,6 +369,8 @@ def parse_args(argv=None):
     classify.add_argument('--no-detect', action='store_true',
                           help='classify whole images instead of the largest detected face')
     classify.add_argument('--face-detector', default='auto')
+    classify.add_argument('--no-align', action='store_true',
+                          help='crop the found face as found, not upright by its landmarks')
     classify.add_argument('--max-images', type=int, default=0, help='per class; 0 = all')
     classify.add_argument('--images', metavar='FILE',
                           help='only these image paths (same formats as detect --images)')
@@ -391,6 +400,9 @@ def parse_args(argv=None):
     held.add_argument('--model', action='append', metavar='FILE',
                       help='model file (default: the shipped model); repeat to compare '
                            'models on the same faces and conditions')
+    held.add_argument('--no-align', action='store_true',
+                      help='crop rolled faces as annotated, not upright (the pipeline turns '
+                           'them upright by their landmarks)')
     held.add_argument('--no-synthetic', action='store_true',
                       help='skip the masks drawn on held-out unmasked faces')
     held.add_argument('--reliability-png', metavar='FILE',
@@ -448,14 +460,15 @@ def main(argv=None):
             results = breakdown.evaluate_heldout(
                 args.split, args.data_root, args.model or [None], not args.no_synthetic,
                 progress=progress, reliability_png=args.reliability_png,
-                cache_dir=args.cache_dir)
+                cache_dir=args.cache_dir, align_faces=not args.no_align)
             for entry in results:
                 breakdown.print_breakdown(entry)
             result = results[0] if len(results) == 1 else {'models': results}
         elif args.command == 'classify':
             images = read_image_list(args.images, args.data) if args.images else None
             result = evaluate_classify(args.data, args.model, not args.no_detect,
-                                       args.face_detector, args.max_images, progress, images)
+                                       args.face_detector, args.max_images, progress, images,
+                                       not args.no_align)
             print_classify_summary(result)
             if args.png:
                 plot_confusion(result, args.png, Path(args.data).name)

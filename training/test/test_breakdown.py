@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from mask_detection.classifier import MaskClassifier
-from mask_detection.faces import centerface_model_path
+from mask_detection.faces import centerface_model_path, FaceBox
 from training import breakdown, conditions, data as data_lib, evaluate, heldout
+from training.synthetic import find_points
 
 pytestmark = pytest.mark.skipif(centerface_model_path() is None,
                                 reason='CenterFace model not installed (optional package '
@@ -60,14 +61,24 @@ def test_breakdown_counts_and_labels_match_the_classifier(tiny_split, tmp_path):
     assert set(result['per_condition']) == {'none', *conditions.CONDITIONS}
     assert all(e['n'] == result['all_real']['n'] for e in result['per_condition'].values())
     assert 'voc mask_weared_incorrect' in result['per_voc_class']
-    # The held-out ImageFolder faces, labelled independently with MaskClassifier.predict.
+    # The held-out ImageFolder faces, labelled independently with MaskClassifier.predict, the
+    # box carrying the landmarks CenterFace finds on the whole photo (as in the pipeline).
     samples, _ = data_lib.load_samples([folder], 'centerface', cache_dir=tmp_path / 'cache',
                                        progress=False, detector_settings={'scale': 1.0})
     model = MaskClassifier()
+    detector = data_lib.landmark_detector()
     chosen = [s for s in samples if s.image_path in {str(folder / f) for f in held}]
-    right = [int(np.argmax(model.predict(data_lib.read_image(s.image_path), [s.box])[0]))
-             == s.label for s in chosen]
+    right = []
+    for sample in chosen:
+        image = data_lib.read_image(sample.image_path)
+        points = find_points(detector, image, sample.box)
+        box = FaceBox(*sample.box, 1.0, None if points is None else tuple(map(tuple, points)))
+        right.append(int(np.argmax(model.predict(image, [box])[0])) == sample.label)
     assert result['per_set']['folder']['accuracy'] == pytest.approx(np.mean(right))
+    # The astronaut's head is rolled about 5 degrees: her faces are cropped upright.
+    assert result['align_faces'] is True
+    assert sum(e['n'] for e in result['per_roll'].values()) == result['all_real']['n']
+    assert result['per_roll']['roll <10 deg']['n'] >= len(held)
     # Masks drawn on held-out unmasked faces are reported apart, worn wrong included.
     synthetic = result['synthetic']
     assert synthetic['all']['n'] > 0
@@ -88,14 +99,16 @@ def test_evaluate_heldout_command_writes_json(tiny_split, tmp_path, capsys):
     path, folder, voc, held = tiny_split
     out = tmp_path / 'heldout.json'
     code = evaluate.main(['heldout', '--split', str(path), '--data-root', str(tmp_path),
-                          '--no-synthetic', '--json', str(out), '--no-progress',
+                          '--no-synthetic', '--no-align', '--json', str(out), '--no-progress',
                           '--cache-dir', str(tmp_path / 'cache')])
     assert code == 0
     result = json.loads(out.read_text())
     assert result['per_set']['folder']['n'] == len(held)
     assert 'synthetic' not in result and 'synthetic_beards' not in result
+    assert result['align_faces'] is False
     printed = capsys.readouterr().out
     assert 'per webcam condition' in printed and 'folder' in printed
+    assert 'cropped as annotated' in printed and 'per head roll' in printed
     missing = evaluate.main(['heldout', '--split', str(path), '--data-root',
                              str(tmp_path / 'nowhere'), '--json', str(out), '--no-progress',
                              '--cache-dir', str(tmp_path / 'cache')])

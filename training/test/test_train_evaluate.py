@@ -64,17 +64,20 @@ def test_train_writes_model_metrics_and_plots(tiny_voc, tiny_imagefolder, tmp_pa
 
 
 @pytest.mark.slow
-def test_train_records_photometric_normalisation(tiny_imagefolder, tmp_path):
+def test_train_records_photometric_normalisation_and_upright_faces(tiny_imagefolder, tmp_path):
     out = tmp_path / 'model.pt'
     code = train.main(['--data', str(tiny_imagefolder), '--out', str(out),
                        '--report-dir', str(tmp_path / 'report'), '--no-detect',
                        '--input-size', '32', '--channels', '8,16', '--epochs', '1',
                        '--batch-size', '8', '--workers', '0', '--val-fraction', '0.3',
                        '--photometric', 'clahe_luma', '--rotation-deg', '25',
-                       '--rotation-p', '0.5', '--channel-shuffle-p', '0.25', '--no-progress'])
+                       '--rotation-p', '0.5', '--channel-shuffle-p', '0.25', '--align-faces',
+                       '--no-progress'])
     assert code == 0
     _, metadata = classifier.load_model_file(out)
     assert metadata['photometric'] == 'clahe_luma'
+    upright = metadata['training_data']['upright']
+    assert 0 <= upright['turned'] <= upright['of'] and upright['min_roll_deg'] == 3.0
     augmentation = metadata['training_data']['augmentation']
     assert (augmentation['rotation_deg'], augmentation['rotation_p']) == (25.0, 0.5)
     assert augmentation['channel_shuffle_p'] == 0.25
@@ -218,6 +221,13 @@ def test_classify_detects_faces_first(tiny_imagefolder, random_model, tmp_path):
     assert all(right[k] <= result['faces_detected'][k] for k in ('mask', 'no_mask'))
     matrix = np.array(result['confusion_matrix']['matrix'])
     assert sum(right.values()) <= np.trace(matrix)
+    # The found face goes to the classifier with its landmarks: the astronaut's head is rolled
+    # about 5 degrees, so her crops are turned upright, and with --no-align they are not.
+    assert result['align_faces'] is True
+    plain = evaluate.evaluate_classify(tiny_imagefolder, random_model, True, 'centerface',
+                                       progress=False, align_faces=False)
+    assert plain['align_faces'] is False
+    assert plain['faces_detected'] == result['faces_detected']
 
 
 @pytest.mark.slow
