@@ -6,6 +6,7 @@ NO_MASK).  VOC folders give one sample per annotated box; ImageFolder folders (`
 when no face is found, by the whole image.  Exact duplicate files are removed before splitting and
 the split is by image, so no image (and no crop of one) is in both train and validation.
 """
+import dataclasses
 from dataclasses import dataclass, field
 import hashlib
 import json
@@ -573,13 +574,73 @@ def cached_regions(samples, max_box_side, cache_dir=DEFAULT_CACHE_DIR, progress=
     return regions
 
 
-def eval_tensors(samples, preprocessing, progress=True):
+# Landmarks are looked for on the face's context scaled to this face side (as the held-out
+# breakdown does): the roll does not depend on the scale, and small inputs are fast.
+LANDMARK_FACE_SIDE = 112
+
+
+def landmark_detector():
+    """Return the CenterFace detector that finds the five points of a known face."""
+    from mask_detection.faces import CenterFaceDetector, CenterFaceSettings
+    return CenterFaceDetector(CenterFaceSettings(scale=1.0, score_threshold=0.3))
+
+
+def upright_roll(detector, image, box):
+    """Return the angle (degrees) the pipeline turns this face by: its head's roll, or 0.
+
+    0 when the landmarks are not found or the roll is under MIN_ALIGN_ROLL, as in
+    MaskClassifier.roll_of.
+    """
+    from mask_detection.classifier import MIN_ALIGN_ROLL
+    from mask_detection.mask_synthesis import roll_degrees
+    from training.synthetic import find_points
+    # The face's context, as training cuts it: the roll does not depend on the scale.
+    region = cut_region(image, box, LANDMARK_FACE_SIDE)
+    points = find_points(detector, region.image, region.box)
+    if points is None:
+        return 0.0
+    roll = roll_degrees(points)
+    return roll if abs(roll) >= MIN_ALIGN_ROLL else 0.0
+
+
+def upright_regions(regions, detector=None, progress=True):
+    """Return ``regions`` with each face turned upright about its box's centre (as at inference).
+
+    The training side of MaskClassifier's ``align_faces``: faces whose landmarks show a roll of
+    MIN_ALIGN_ROLL degrees or more are turned by it; the others are kept as they are.  Also
+    returns how many were turned.
+    """
+    from mask_detection.classifier import MIN_ALIGN_ROLL
+    from mask_detection.mask_synthesis import roll_degrees
+    from training.synthetic import find_points
+    detector = detector or landmark_detector()
+    out, turned = [], 0
+    for region in _progress(regions, 'turning faces upright', len(regions), progress):
+        points = find_points(detector, region.image, region.box)
+        roll = 0.0 if points is None else roll_degrees(points)
+        if abs(roll) < MIN_ALIGN_ROLL:
+            out.append(region)
+            continue
+        x, y, w, h = region.box
+        matrix = cv2.getRotationMatrix2D((x + w / 2.0, y + h / 2.0), roll, 1.0)
+        image = cv2.warpAffine(region.image, matrix, region.image.shape[1::-1],
+                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+        out.append(dataclasses.replace(region, image=image))
+        turned += 1
+    return out, turned
+
+
+def eval_tensors(samples, preprocessing, progress=True, align_faces=False, detector=None):
     """Return (float32 (N, 3, S, S) inputs, int64 labels) exactly as inference computes them.
 
     Each image is read from disk and every face goes through preprocess_face with the model's
-    preprocessing settings: the validation path is the inference path.
+    preprocessing settings: the validation path is the inference path.  ``align_faces``: rolled
+    faces are turned upright by their landmarks (found again, see upright_roll), as the
+    pipeline does.
     """
     from mask_detection.classifier import preprocess_face
+    if align_faces and detector is None:
+        detector = landmark_detector()
     size = preprocessing['input_size']
     inputs = np.empty((len(samples), 3, size, size), dtype=np.float32)
     labels = np.array([s.label for s in samples], dtype=np.int64)
@@ -589,5 +650,7 @@ def eval_tensors(samples, preprocessing, progress=True):
     for path, indices in _progress(by_image.items(), 'validation crops', len(by_image), progress):
         image = read_image(path)
         for index in indices:
-            inputs[index] = preprocess_face(image, samples[index].box, **preprocessing)
+            box = samples[index].box
+            roll = upright_roll(detector, image, box) if align_faces else 0.0
+            inputs[index] = preprocess_face(image, box, roll=roll, **preprocessing)
     return inputs, labels

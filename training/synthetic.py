@@ -53,11 +53,13 @@ def find_points(detector, image, box, min_iou=0.3):
     return best
 
 
-def _cache_key(samples, variants, wrong_p, seed, beard_p=0.0):
+def _cache_key(samples, variants, wrong_p, seed, beard_p=0.0, upright=False):
     settings = [SYNTHESIS_VERSION, variants, wrong_p, seed]
     if beard_p:
         # Only when used, so that caches made before beards existed stay valid.
         settings.append(['beard', beard_p])
+    if upright:
+        settings.append('upright')
     digest = hashlib.sha1(json.dumps(settings + [[
         [s.group, [round(float(v), 1) for v in s.box]] for s in samples]]).encode())
     return digest.hexdigest()[:16]
@@ -75,17 +77,19 @@ def _load(path):
 
 
 def synthesize(samples, regions, variants=2, wrong_p=0.3, seed=0,
-               cache_dir=data_lib.DEFAULT_CACHE_DIR, progress=True, detector=None, beard_p=0.0):
+               cache_dir=data_lib.DEFAULT_CACHE_DIR, progress=True, detector=None, beard_p=0.0,
+               upright=False):
     """Return SyntheticRegions drawn on the unmasked ``samples`` (with their cached regions).
 
     ``beard_p``: the probability that a rendering gets facial hair under its mask, and that a
     face gets one more rendering with facial hair and no mask (spec ``beard/<style>``).
+    ``upright``: the regions were turned upright (data.upright_regions): their own cache.
     Also returns how many faces were used and skipped (too small, landmarks not found).
     """
     chosen = [(s, r) for s, r in zip(samples, regions)
               if s.label == NO_MASK and min(s.box[2], s.box[3]) >= MIN_FACE_SIDE
               and s.voc_class != 'mask_weared_incorrect']
-    key = _cache_key([s for s, _ in chosen], variants, wrong_p, seed, beard_p)
+    key = _cache_key([s for s, _ in chosen], variants, wrong_p, seed, beard_p, upright)
     path = Path(cache_dir) / f'synthetic_{key}.npz' if cache_dir else None
     if path is not None and path.is_file():
         out = _load(path)

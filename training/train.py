@@ -160,6 +160,9 @@ def parse_args(argv=None):
     parser.add_argument('--synth-beard-p', type=float, default=0.0,
                         help='probability of facial hair drawn under a synthetic mask, and of '
                              'one more rendering of the face with facial hair and no mask')
+    parser.add_argument('--align-faces', action='store_true',
+                        help='train and validate on faces turned upright by their CenterFace '
+                             'landmarks, as the pipeline classifies them (align_faces)')
     parser.add_argument('--synth-share', type=float, default=0.3,
                         help='share of each batch drawn from the synthetic faces')
     parser.add_argument('--webcam-p', type=float, default=0.0,
@@ -333,15 +336,20 @@ def train(args):
 
     regions = data_lib.cached_regions(train_samples, 2 * args.input_size, args.cache_dir,
                                       progress)
+    turned = None
+    if args.align_faces:
+        regions, turned = data_lib.upright_regions(regions, progress=progress)
+        print(f'faces turned upright: {turned} of {len(regions)}', flush=True)
     synthetic_info = None
     drawn = []
     if args.synth_variants > 0:
         drawn, synthetic_info = synthetic.synthesize(
             train_samples, regions, args.synth_variants, args.synth_wrong_p, args.seed,
-            args.cache_dir, progress, beard_p=args.synth_beard_p)
+            args.cache_dir, progress, beard_p=args.synth_beard_p, upright=args.align_faces)
         print(f'synthetic faces: {len(drawn)} drawn on {synthetic_info.get("faces")} real '
               f'unmasked faces ({_class_counts(drawn)})', flush=True)
-    val_inputs, val_labels = data_lib.eval_tensors(val_samples, preprocessing, progress)
+    val_inputs, val_labels = data_lib.eval_tensors(val_samples, preprocessing, progress,
+                                                   args.align_faces)
     augment = None if args.no_augment else data_lib.AugmentConfig(
         webcam_p=args.webcam_p, darker_skin_p=args.darker_skin_p,
         strong_cast_p=args.strong_cast_p, rotation_deg=args.rotation_deg,
@@ -460,6 +468,9 @@ def train(args):
             'wrong_p': args.synth_wrong_p, 'batch_share': args.synth_share,
             'beard_p': args.synth_beard_p,
             'labels': _class_counts(drawn)},
+        'upright': None if not args.align_faces else {
+            'turned': turned, 'of': len(regions),
+            'min_roll_deg': classifier.MIN_ALIGN_ROLL},
         'samples_per_epoch': epoch_size,
         'initialised_from': Path(args.init).name if args.init else None,
         'command': 'python -m training.train ' + ' '.join(sys.argv[1:])}

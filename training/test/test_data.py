@@ -179,3 +179,49 @@ def test_augmented_samples_vary_and_stay_valid(tiny_voc):
         image, box = data_lib.augment_region(region, rng, data_lib.AugmentConfig())
         assert image.dtype == np.uint8 and image.ndim == 3
         assert box[2] > 0 and box[3] > 0
+
+
+needs_centerface = pytest.mark.skipif(
+    faces.centerface_model_path() is None,
+    reason=f'CenterFace model file not installed ({faces.CENTERFACE_PIP_COMMAND})')
+
+
+def _rolled_astronaut(angle):
+    """Return the astronaut photo turned by ``angle`` degrees about her face."""
+    x, y, w, h = astronaut_data.FACE
+    matrix = cv2.getRotationMatrix2D((x + w / 2, y + h / 2), angle, 1.0)
+    image = astronaut_data.astronaut_bgr()
+    return cv2.warpAffine(image, matrix, image.shape[1::-1], borderMode=cv2.BORDER_REFLECT_101)
+
+
+@needs_centerface
+def test_upright_regions_turn_rolled_faces_and_keep_the_others():
+    from mask_detection.mask_synthesis import roll_degrees
+    from training.synthetic import find_points
+    detector = data_lib.landmark_detector()
+    rolled = data_lib.cut_region(_rolled_astronaut(-25.0), astronaut_data.FACE, 96)
+    faceless = data_lib.cut_region(np.full((300, 300, 3), 128, np.uint8), (100, 100, 60, 60), 96)
+    before = roll_degrees(find_points(detector, rolled.image, rolled.box))
+    assert before > 15
+    out, turned = data_lib.upright_regions([rolled, faceless], detector, progress=False)
+    assert turned == 1 and out[1] is faceless
+    assert out[0].box == rolled.box and out[0].label == rolled.label
+    after = roll_degrees(find_points(detector, out[0].image, out[0].box))
+    assert abs(after) < 8
+
+
+@needs_centerface
+def test_validation_faces_are_turned_upright_as_at_inference(tmp_path):
+    x, y, w, h = astronaut_data.FACE
+    folder = tmp_path / 'voc'
+    astronaut_data.write_voc(folder, 'rolled', _rolled_astronaut(-25.0),
+                             [('without_mask', (x, y, x + w, y + h))])
+    samples, _ = data_lib.load_samples([folder], progress=False, cache_dir=None)
+    inputs, _ = data_lib.eval_tensors(samples, PREPROCESSING, progress=False, align_faces=True)
+    plain, _ = data_lib.eval_tensors(samples, PREPROCESSING, progress=False)
+    image = cv2.imread(samples[0].image_path)
+    roll = data_lib.upright_roll(data_lib.landmark_detector(), image, samples[0].box)
+    assert roll > 15
+    np.testing.assert_array_equal(inputs[0], preprocess_face(image, samples[0].box, roll=roll,
+                                                             **PREPROCESSING))
+    assert np.abs(inputs[0] - plain[0]).mean() > 0.05

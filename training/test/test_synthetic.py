@@ -60,6 +60,11 @@ def test_synthetic_faces_are_labelled_by_placement_and_cached(unmasked, tmp_path
     assert 'cached' in info_again
     assert [r.spec for r in cached] == [r.spec for r in drawn]
     assert all(np.array_equal(a.image, b.image) for a, b in zip(cached, drawn))
+    # Faces turned upright are other pixels: their renderings are cached apart.
+    _, upright_info = synthetic.synthesize(samples, regions, variants=4, wrong_p=0.5, seed=1,
+                                           cache_dir=tmp_path, progress=False, upright=True)
+    assert 'cached' not in upright_info
+    assert len(list(tmp_path.glob('synthetic_*.npz'))) == 2
 
 
 @needs_centerface
