@@ -586,39 +586,37 @@ def landmark_detector():
 
 
 def upright_roll(detector, image, box):
-    """Return the angle (degrees) the pipeline turns this face by: its head's roll, or 0.
+    """Return the angle (degrees) the pipeline turns this face by (classifier.upright_angle).
 
-    0 when the landmarks are not found or the roll is under MIN_ALIGN_ROLL, as in
-    MaskClassifier.roll_of.
+    0 when the landmarks are not found, as in MaskClassifier.roll_of.
     """
-    from mask_detection.classifier import MIN_ALIGN_ROLL
+    from mask_detection.classifier import upright_angle
     from mask_detection.mask_synthesis import roll_degrees
     from training.synthetic import find_points
     # The face's context, as training cuts it: the roll does not depend on the scale.
     region = cut_region(image, box, LANDMARK_FACE_SIDE)
     points = find_points(detector, region.image, region.box)
-    if points is None:
-        return 0.0
-    roll = roll_degrees(points)
-    return roll if abs(roll) >= MIN_ALIGN_ROLL else 0.0
+    return upright_angle(None if points is None else roll_degrees(points), min(box[2], box[3]))
 
 
 def upright_regions(regions, detector=None, progress=True):
     """Return ``regions`` with each face turned upright about its box's centre (as at inference).
 
-    The training side of MaskClassifier's ``align_faces``: faces whose landmarks show a roll of
-    MIN_ALIGN_ROLL degrees or more are turned by it; the others are kept as they are.  Also
-    returns how many were turned.
+    The training side of MaskClassifier's ``align_faces``: each face is turned by
+    classifier.upright_angle of its landmarks' roll (0: kept as it is).  A region's box is in
+    the photo's pixels unless it was larger than the region's limit (then it is over
+    MIN_ALIGN_SIDE anyway).  Also returns how many were turned.
     """
-    from mask_detection.classifier import MIN_ALIGN_ROLL
+    from mask_detection.classifier import upright_angle
     from mask_detection.mask_synthesis import roll_degrees
     from training.synthetic import find_points
     detector = detector or landmark_detector()
     out, turned = [], 0
     for region in _progress(regions, 'turning faces upright', len(regions), progress):
         points = find_points(detector, region.image, region.box)
-        roll = 0.0 if points is None else roll_degrees(points)
-        if abs(roll) < MIN_ALIGN_ROLL:
+        roll = upright_angle(None if points is None else roll_degrees(points),
+                             min(region.box[2], region.box[3]))
+        if not roll:
             out.append(region)
             continue
         x, y, w, h = region.box

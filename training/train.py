@@ -470,7 +470,8 @@ def train(args):
             'labels': _class_counts(drawn)},
         'upright': None if not args.align_faces else {
             'turned': turned, 'of': len(regions),
-            'min_roll_deg': classifier.MIN_ALIGN_ROLL},
+            'min_roll_deg': classifier.MIN_ALIGN_ROLL, 'max_roll_deg': classifier.MAX_ALIGN_ROLL,
+            'min_face_side': classifier.MIN_ALIGN_SIDE},
         'samples_per_epoch': epoch_size,
         'initialised_from': Path(args.init).name if args.init else None,
         'command': 'python -m training.train ' + ' '.join(sys.argv[1:])}

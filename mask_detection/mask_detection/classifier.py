@@ -48,11 +48,29 @@ CLAHE_CLIP_LIMIT = 2.0
 CLAHE_TILES = (2, 2)
 STRETCH_MAX_GAIN = 4.0
 
-# Faces rolled less than this (degrees) are cropped as they are: the networks saw such rolls
-# in training, and turning costs a resampling.  Held-out faces rolled 10 degrees or more were
-# labelled right 91.0 % unturned and 96.4 % turned upright (MODEL_CARD.md, "Faces turned
-# upright"); at 0 and 3 degrees the results on all held-out faces were within 0.2 points.
+# Turning a face upright by its landmarks (MaskClassifier's align_faces): faces rolled less than
+# MIN_ALIGN_ROLL degrees are cropped as they are (the network saw such rolls in training, and
+# turning costs a resampling); faces under MIN_ALIGN_SIDE px are too, since their eyes are a few
+# pixels apart and one pixel of landmark error tilts the line by 5 degrees or more; and so are
+# readings beyond MAX_ALIGN_ROLL, more likely a wrong point than a head (CenterFace reads a head
+# turned 45 degrees as about 30).  Held-out faces rolled 10 degrees or more: 91.0 % labelled right
+# as they are, 96.4 % turned upright; found faces under 32 px: 6 more errors turned than not
+# (MODEL_CARD.md, "Faces turned upright").
 MIN_ALIGN_ROLL = 3.0
+MAX_ALIGN_ROLL = 45.0
+MIN_ALIGN_SIDE = 32
+
+
+def upright_angle(roll, side):
+    """Return the angle (degrees) to turn a face of head ``roll`` and shorter side ``side`` px.
+
+    0 when ``roll`` is None (no landmarks) or outside [MIN_ALIGN_ROLL, MAX_ALIGN_ROLL] in size, or
+    the face is smaller than MIN_ALIGN_SIDE.
+    """
+    if roll is None or side < MIN_ALIGN_SIDE or not MIN_ALIGN_ROLL <= abs(roll) <= MAX_ALIGN_ROLL:
+        return 0.0
+    return float(roll)
+
 
 MODEL_FILE_NAME = 'mask_classifier.pt'
 
@@ -442,7 +460,7 @@ class MaskClassifier:
         """Load ``model_path`` (None: the shipped model) for ``device`` and ``engine``.
 
         ``align_faces``: boxes that carry the detector's landmarks (FaceBox.landmarks) are
-        cropped upright when the head is rolled by MIN_ALIGN_ROLL degrees or more.
+        cropped upright when their head is rolled (see upright_angle).
         """
         self.align_faces = bool(align_faces)
         if num_threads is not None and int(num_threads) < 0:
@@ -483,9 +501,10 @@ class MaskClassifier:
         return batch
 
     def roll_of(self, box):
-        """Return the angle (degrees) ``box`` is cropped at: its roll, or 0 (align_faces)."""
-        roll = box.roll_degrees() if self.align_faces and hasattr(box, 'roll_degrees') else None
-        return roll if roll is not None and abs(roll) >= MIN_ALIGN_ROLL else 0.0
+        """Return the angle (degrees) ``box`` is cropped at: upright_angle, or 0 (align_faces)."""
+        if not (self.align_faces and hasattr(box, 'roll_degrees')):
+            return 0.0
+        return upright_angle(box.roll_degrees(), min(box.width, box.height))
 
     def predict_batch(self, batch):
         """Return softmax probabilities (N, 2) for a preprocessed float32 batch."""

@@ -147,6 +147,23 @@ def test_classifier_crops_rolled_faces_upright(model_file, astronaut_bgr, angle,
         classifier.preprocess_face(astronaut_bgr, FACE, roll=expected, **model.preprocessing))
 
 
+@pytest.mark.parametrize('roll, side, expected', [
+    (None, 100, 0.0), (2.9, 100, 0.0), (3.0, 100, 3.0), (-45.0, 100, -45.0), (45.5, 100, 0.0),
+    (-120.0, 100, 0.0), (20.0, 31, 0.0), (20.0, 32, 20.0)])
+def test_upright_angle_turns_plausible_rolls_of_faces_large_enough(roll, side, expected):
+    assert classifier.upright_angle(roll, side) == expected
+
+
+def test_small_faces_and_implausible_rolls_are_cropped_as_they_are(model_file):
+    from mask_detection.faces import FaceBox
+    model = MaskClassifier(model_file)
+    upright = _box_with_roll(20.0)
+    assert model.roll_of(upright) == pytest.approx(20.0)
+    small = FaceBox(upright.x, upright.y, 30, 30, 0.9, upright.landmarks)
+    assert model.roll_of(small) == 0.0
+    assert model.roll_of(_box_with_roll(70.0)) == 0.0
+
+
 def test_boxes_without_landmarks_are_cropped_as_they_are(model_file, astronaut_bgr):
     from mask_detection.faces import FaceBox
     model = MaskClassifier(model_file)

@@ -77,7 +77,9 @@ def test_train_records_photometric_normalisation_and_upright_faces(tiny_imagefol
     _, metadata = classifier.load_model_file(out)
     assert metadata['photometric'] == 'clahe_luma'
     upright = metadata['training_data']['upright']
-    assert 0 <= upright['turned'] <= upright['of'] and upright['min_roll_deg'] == 3.0
+    assert 0 <= upright['turned'] <= upright['of']
+    assert (upright['min_roll_deg'], upright['max_roll_deg'], upright['min_face_side']) == (
+        3.0, 45.0, 32)
     augmentation = metadata['training_data']['augmentation']
     assert (augmentation['rotation_deg'], augmentation['rotation_p']) == (25.0, 0.5)
     assert augmentation['channel_shuffle_p'] == 0.25
