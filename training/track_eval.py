@@ -2,7 +2,7 @@
 
     scripts/in_env.sh python -m training.track_eval --split training/heldout_split.json \
         [--voc DIR] [--clips 18] [--frames 90] [--fps 30] [--rates 30,15,5] [--model PATH] \
-        [--sweep] [--json results.json] [--cache clips.json]
+        [--setting KEY=VALUE] [--sweep] [--json results.json] [--cache clips.json]
 
 ``--split`` (the held-out split) keeps to photos the classifier never saw; without
 it any dev-set photo may be used, which flatters the classifier when it was trained on them.
@@ -508,6 +508,16 @@ def build_pipeline(args):
         overrides['model_path'] = str(args.model)
     if args.detector is not None:
         overrides['face_detector'] = args.detector
+    unknown = {item.partition('=')[0] for item in args.setting} - names
+    if unknown:
+        raise SystemExit(f'--setting: PipelineConfig has no field(s) {sorted(unknown)}')
+    from training.evaluate import _setting_value
+    for item in args.setting:
+        key, _, text = item.partition('=')
+        try:
+            overrides[key] = _setting_value(key, text, getattr(config, key))
+        except ValueError as error:
+            raise SystemExit(str(error)) from None
     unknown = set(overrides) - names
     if unknown:
         raise SystemExit(f'PipelineConfig has no field(s) {sorted(unknown)}')
@@ -532,6 +542,8 @@ def parse_args(argv=None):
     parser.add_argument('--model', type=Path, default=None,
                         help='classifier model file (default: the pipeline default)')
     parser.add_argument('--detector', default=None, help='face detector (default: pipeline)')
+    parser.add_argument('--setting', action='append', default=[], metavar='KEY=VALUE',
+                        help='a PipelineConfig field, e.g. align_faces=false; repeatable')
     parser.add_argument('--split', type=Path, default=None,
                         help="training/heldout_split.json (or a training run's split.json): "
                              'use only the held-out photos, which the classifier never saw')

@@ -171,3 +171,15 @@ def test_gap_cases_count_own_labels_and_track_ids():
     sticky = track_eval.gaps(spliced_sequences(), 15.0,
                              TrackerConfig(label_time_constant=2.0), 30, gap=1.0)
     assert sticky['own_label'] == 0.0
+
+
+def test_settings_reach_the_pipeline():
+    args = track_eval.parse_args(['--setting', 'align_faces=false', '--setting',
+                                  'min_face_size=20', '--detector', 'haar'])
+    config, pipeline = track_eval.build_pipeline(args)
+    assert (config.align_faces, config.min_face_size, config.face_detector) == (False, 20, 'haar')
+    assert pipeline.classifier.align_faces is False
+    with pytest.raises(SystemExit, match='no field'):
+        track_eval.build_pipeline(track_eval.parse_args(['--setting', 'colour=blue']))
+    with pytest.raises(SystemExit, match='true or false'):
+        track_eval.build_pipeline(track_eval.parse_args(['--setting', 'align_faces=maybe']))
