@@ -590,13 +590,18 @@ def upright_roll(detector, image, box):
 
     0 when the landmarks are not found, as in MaskClassifier.roll_of.
     """
-    from mask_detection.classifier import upright_angle
-    from mask_detection.mask_synthesis import roll_degrees
-    from training.synthetic import find_points
     # The face's context, as training cuts it: the roll does not depend on the scale.
     region = cut_region(image, box, LANDMARK_FACE_SIDE)
-    points = find_points(detector, region.image, region.box)
-    return upright_angle(None if points is None else roll_degrees(points), min(box[2], box[3]))
+    return _upright_angle(detector, region.image, region.box, min(box[2], box[3]))
+
+
+def _upright_angle(detector, image, box, side):
+    """classifier.upright_angle of the face at ``box`` in ``image`` (its points found again)."""
+    from mask_detection.classifier import upright_angle
+    from mask_detection.faces import roll_degrees
+    from training.synthetic import find_points
+    points = find_points(detector, image, box)
+    return upright_angle(None if points is None else roll_degrees(points), side)
 
 
 def upright_regions(regions, detector=None, progress=True):
@@ -607,15 +612,11 @@ def upright_regions(regions, detector=None, progress=True):
     the photo's pixels unless it was larger than the region's limit (then it is over
     MIN_ALIGN_SIDE anyway).  Also returns how many were turned.
     """
-    from mask_detection.classifier import upright_angle
-    from mask_detection.mask_synthesis import roll_degrees
-    from training.synthetic import find_points
     detector = detector or landmark_detector()
     out, turned = [], 0
     for region in _progress(regions, 'turning faces upright', len(regions), progress):
-        points = find_points(detector, region.image, region.box)
-        roll = upright_angle(None if points is None else roll_degrees(points),
-                             min(region.box[2], region.box[3]))
+        roll = _upright_angle(detector, region.image, region.box,
+                              min(region.box[2], region.box[3]))
         if not roll:
             out.append(region)
             continue

@@ -47,11 +47,18 @@ class FaceBox:
     landmarks: Optional[tuple] = None
 
     def roll_degrees(self) -> Optional[float]:
-        """Return the head's roll: the angle of the left-to-right eye line; None without points."""
-        if self.landmarks is None:
-            return None
-        (left_x, left_y), (right_x, right_y) = self.landmarks[0], self.landmarks[1]
-        return math.degrees(math.atan2(right_y - left_y, right_x - left_x))
+        """Return the head's roll (see roll_degrees); None without landmarks."""
+        return None if self.landmarks is None else roll_degrees(self.landmarks)
+
+
+def roll_degrees(points) -> float:
+    """Return the head's roll in degrees: the angle of the line from left to right eye.
+
+    ``points``: the five landmarks (any (5, 2) sequence), left eye first.
+    """
+    p = np.asarray(points, np.float64).reshape(5, 2)
+    dx, dy = p[1] - p[0]
+    return math.degrees(math.atan2(dy, dx))
 
 
 def as_bgr_frame(frame) -> np.ndarray:

@@ -11,6 +11,9 @@ import math
 import cv2
 import numpy as np
 
+# The head's roll from CenterFace's points: the same measure as the classifier's upright crops.
+from mask_detection.faces import roll_degrees
+
 LABEL_MASK = 0
 LABEL_NO_MASK = 1
 
@@ -439,13 +442,6 @@ def draw_mask(bgr, landmarks, spec=MaskSpec(), rng=None):
     supersample = 4 if face_w >= 150 else 2
     return _render(bgr, landmarks, shape, color, loop_color, pleats, texture, sheen,
                    fabric_seed=int(random.integers(2 ** 31)), supersample=supersample)[0]
-
-
-def roll_degrees(points):
-    """Return the head's roll in degrees: the angle of the line from left to right eye."""
-    p = np.asarray(points, np.float64).reshape(5, 2)
-    dx, dy = p[1] - p[0]
-    return math.degrees(math.atan2(dy, dx))
 
 
 def mask_face(bgr, points, spec=MaskSpec(), rng=None):
