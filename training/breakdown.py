@@ -174,9 +174,7 @@ def evaluate_heldout(split_path, data_root, model_paths=(None,), synthetic_faces
                 points = None
                 if align_faces or synthetic_faces:
                     if detector is None:
-                        from mask_detection.faces import CenterFaceDetector, CenterFaceSettings
-                        detector = CenterFaceDetector(CenterFaceSettings(scale=1.0,
-                                                                         score_threshold=0.3))
+                        detector = data_lib.landmark_detector()
                     from training.synthetic import find_points
                     points = find_points(detector, crop, box)
                 # The context crop is the image shifted and scaled: map its points back.

@@ -95,8 +95,7 @@ def synthesize(samples, regions, variants=2, wrong_p=0.3, seed=0,
         out = _load(path)
         return out, {'faces': len({r.source for r in out}), 'cached': str(path)}
     if detector is None:
-        from mask_detection.faces import CenterFaceDetector, CenterFaceSettings
-        detector = CenterFaceDetector(CenterFaceSettings(scale=1.0, score_threshold=0.3))
+        detector = data_lib.landmark_detector()
     rng = np.random.default_rng(seed)
     out, used, skipped = [], 0, 0
     items = chosen
