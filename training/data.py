@@ -598,17 +598,15 @@ def upright_roll(detector, image, box):
 def _upright_angle(detector, image, box, side):
     """classifier.upright_angle of the face at ``box`` in ``image`` (its points found again)."""
     from mask_detection.classifier import upright_angle
-    from mask_detection.faces import roll_degrees
     from training.synthetic import find_points
-    points = find_points(detector, image, box)
-    return upright_angle(None if points is None else roll_degrees(points), side)
+    return upright_angle(find_points(detector, image, box), side)
 
 
 def upright_regions(regions, detector=None, progress=True):
     """Return ``regions`` with each face turned upright about its box's centre (as at inference).
 
     The training side of MaskClassifier's ``align_faces``: each face is turned by
-    classifier.upright_angle of its landmarks' roll (0: kept as it is).  A region's box is in
+    classifier.upright_angle of its landmarks (0: kept as it is).  A region's box is in
     the photo's pixels unless it was larger than the region's limit (then it is over
     MIN_ALIGN_SIDE anyway).  Also returns how many were turned.
     """

@@ -471,7 +471,8 @@ def train(args):
         'upright': None if not args.align_faces else {
             'turned': turned, 'of': len(regions),
             'min_roll_deg': classifier.MIN_ALIGN_ROLL, 'max_roll_deg': classifier.MAX_ALIGN_ROLL,
-            'min_face_side': classifier.MIN_ALIGN_SIDE},
+            'min_face_side': classifier.MIN_ALIGN_SIDE,
+            'min_eye_fraction': classifier.MIN_ALIGN_EYE_FRACTION},
         'samples_per_epoch': epoch_size,
         'initialised_from': Path(args.init).name if args.init else None,
         'command': 'python -m training.train ' + ' '.join(sys.argv[1:])}

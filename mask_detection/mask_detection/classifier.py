@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from mask_detection import engines
+from mask_detection.faces import roll_degrees
 
 MASK = 0
 NO_MASK = 1
@@ -55,19 +56,32 @@ STRETCH_MAX_GAIN = 4.0
 # readings beyond MAX_ALIGN_ROLL, more likely a wrong point than a head (CenterFace reads a head
 # turned 45 degrees as about 30).  Held-out faces rolled 10 degrees or more: 91.0 % labelled right
 # as they are, 96.4 % turned upright; found faces under 32 px: 6 more errors turned than not
-# (MODEL_CARD.md, "Faces turned upright").
+# (MODEL_CARD.md, "Faces turned upright").  Only a face seen from the front is turned: the
+# eyes of a frontal face are about 0.4 of its box apart, and once the head turns away by more
+# than about 60 degrees (eyes under MIN_ALIGN_EYE_FRACTION of the box apart) the eye line's angle
+# is no longer the head's roll: a face in profile read -70 to +21 degrees from frame to frame,
+# and a half-profile masked face turned by its eye line was called no mask (track_eval clips).
 MIN_ALIGN_ROLL = 3.0
 MAX_ALIGN_ROLL = 45.0
 MIN_ALIGN_SIDE = 32
+MIN_ALIGN_EYE_FRACTION = 0.2
 
 
-def upright_angle(roll, side):
-    """Return the angle (degrees) to turn a face of head ``roll`` and shorter side ``side`` px.
+def upright_angle(points, side):
+    """Return the angle (degrees) to turn a face by: landmarks ``points``, shorter side ``side``.
 
-    0 when ``roll`` is None (no landmarks) or outside [MIN_ALIGN_ROLL, MAX_ALIGN_ROLL] in size, or
-    the face is smaller than MIN_ALIGN_SIDE.
+    ``points``: the detector's five (x, y) landmarks, left eye first (FaceBox.landmarks), or None.
+    0 when there are none, the face is smaller than MIN_ALIGN_SIDE px, its eyes are less than
+    MIN_ALIGN_EYE_FRACTION of ``side`` apart (a head turned away) or its roll is outside
+    [MIN_ALIGN_ROLL, MAX_ALIGN_ROLL] in size; otherwise the roll (faces.roll_degrees).
     """
-    if roll is None or side < MIN_ALIGN_SIDE or not MIN_ALIGN_ROLL <= abs(roll) <= MAX_ALIGN_ROLL:
+    if points is None or side < MIN_ALIGN_SIDE:
+        return 0.0
+    eyes = np.asarray(points, np.float64).reshape(5, 2)[:2]
+    if np.hypot(*(eyes[1] - eyes[0])) < MIN_ALIGN_EYE_FRACTION * side:
+        return 0.0
+    roll = roll_degrees(points)
+    if not MIN_ALIGN_ROLL <= abs(roll) <= MAX_ALIGN_ROLL:
         return 0.0
     return float(roll)
 
@@ -502,9 +516,9 @@ class MaskClassifier:
 
     def roll_of(self, box):
         """Return the angle (degrees) ``box`` is cropped at: upright_angle, or 0 (align_faces)."""
-        if not (self.align_faces and hasattr(box, 'roll_degrees')):
+        if not (self.align_faces and hasattr(box, 'landmarks')):
             return 0.0
-        return upright_angle(box.roll_degrees(), min(box.width, box.height))
+        return upright_angle(box.landmarks, min(box.width, box.height))
 
     def predict_batch(self, batch):
         """Return softmax probabilities (N, 2) for a preprocessed float32 batch."""

@@ -113,8 +113,9 @@ PIPELINE_PARAMETERS = {
     'model_path': ('Mask classifier model file (.pt); empty = the shipped model '
                    '(share/mask_detection/models/mask_classifier.pt).', None, None),
     'align_faces': ("Crop each face upright (eyes level) by the face detector's landmarks "
-                    'before classifying it, when the head is rolled 3 to 45 degrees and the '
-                    'face is 32 px or more (CenterFace only; Haar boxes have no landmarks).',
+                    'before classifying it, when the head is rolled 3 to 45 degrees, faces the '
+                    'camera (eyes at least 0.2 of the face apart) and the face is 32 px or '
+                    'more (CenterFace only; Haar boxes have no landmarks).',
                     None, None),
     'device': ("PyTorch device of the classifier: 'cpu', 'cuda' or 'cuda:N'.", None, None),
     'num_threads': ('Classifier CPU threads (ONNX Runtime session; PyTorch: process-wide); '

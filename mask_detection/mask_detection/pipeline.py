@@ -83,9 +83,9 @@ class PipelineConfig:
     # Classifier model file; '' = the shipped default model.
     model_path: str = ''
     # Crop faces upright (eyes level) by the detector's landmarks before classifying, when the
-    # head is rolled 3-45 degrees and the face is 32 px or more (classifier.upright_angle;
-    # CenterFace only: Haar has no landmarks).  Held-out faces rolled 10 degrees or more:
-    # 91.0 -> 96.4 % labelled right (MODEL_CARD.md).
+    # head is rolled 3-45 degrees, faces the camera and the face is 32 px or more
+    # (classifier.upright_angle; CenterFace only: Haar has no landmarks).  Held-out faces rolled
+    # 10 degrees or more: 91.0 -> 96.4 % labelled right (MODEL_CARD.md).
     align_faces: bool = True
     # 'cpu', 'cuda' or 'cuda:N'.
     device: str = 'cpu'

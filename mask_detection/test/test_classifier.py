@@ -127,12 +127,17 @@ def test_crop_square_rejects_a_non_finite_roll(astronaut_bgr, roll):
         classifier.crop_square(astronaut_bgr, FACE, 0.15, roll=roll)
 
 
-def _box_with_roll(angle):
+def _eye_points(angle, eye_distance=40.0):
+    """Return five landmarks whose eyes, ``eye_distance`` px apart, lie at ``angle`` degrees."""
+    dx = math.cos(math.radians(angle)) * eye_distance
+    dy = math.sin(math.radians(angle)) * eye_distance
+    return ((200.0, 90.0), (200.0 + dx, 90.0 + dy), (220, 110), (205, 130), (235, 130))
+
+
+def _box_with_roll(angle, eye_distance=40.0):
     """Return a FaceBox whose eyes lie on a line at ``angle`` degrees."""
     from mask_detection.faces import FaceBox
-    dx, dy = math.cos(math.radians(angle)) * 40, math.sin(math.radians(angle)) * 40
-    points = ((200.0, 90.0), (200.0 + dx, 90.0 + dy), (220, 110), (205, 130), (235, 130))
-    return FaceBox(*FACE, 0.9, points)
+    return FaceBox(*FACE, 0.9, _eye_points(angle, eye_distance))
 
 
 @pytest.mark.parametrize('angle, align, expected', [
@@ -148,10 +153,20 @@ def test_classifier_crops_rolled_faces_upright(model_file, astronaut_bgr, angle,
 
 
 @pytest.mark.parametrize('roll, side, expected', [
-    (None, 100, 0.0), (2.9, 100, 0.0), (3.0, 100, 3.0), (-45.0, 100, -45.0), (45.5, 100, 0.0),
+    (None, 100, 0.0), (2.9, 100, 0.0), (3.1, 100, 3.1), (-44.9, 100, -44.9), (45.5, 100, 0.0),
     (-120.0, 100, 0.0), (20.0, 31, 0.0), (20.0, 32, 20.0)])
 def test_upright_angle_turns_plausible_rolls_of_faces_large_enough(roll, side, expected):
-    assert classifier.upright_angle(roll, side) == expected
+    points = None if roll is None else _eye_points(roll)
+    assert classifier.upright_angle(points, side) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize('eye_distance, expected', [(4.0, 0.0), (19.9, 0.0), (20.1, 20.0),
+                                                    (40.0, 20.0)])
+def test_faces_turned_away_are_not_turned_upright(eye_distance, expected):
+    # A frontal face of 100 px has its eyes about 40 px apart; turned away, the eye line's angle
+    # is no longer the head's roll.
+    assert classifier.upright_angle(_eye_points(20.0, eye_distance), 100) == pytest.approx(
+        expected)
 
 
 def test_small_faces_and_implausible_rolls_are_cropped_as_they_are(model_file):
@@ -162,6 +177,7 @@ def test_small_faces_and_implausible_rolls_are_cropped_as_they_are(model_file):
     small = FaceBox(upright.x, upright.y, 30, 30, 0.9, upright.landmarks)
     assert model.roll_of(small) == 0.0
     assert model.roll_of(_box_with_roll(70.0)) == 0.0
+    assert model.roll_of(_box_with_roll(20.0, eye_distance=3.0)) == 0.0
 
 
 def test_boxes_without_landmarks_are_cropped_as_they_are(model_file, astronaut_bgr):
