@@ -77,8 +77,8 @@ def upright_angle(points, side):
     """
     if points is None or side < MIN_ALIGN_SIDE:
         return 0.0
-    eyes = np.asarray(points, np.float64).reshape(5, 2)[:2]
-    if np.hypot(*(eyes[1] - eyes[0])) < MIN_ALIGN_EYE_FRACTION * side:
+    points = np.asarray(points, np.float64).reshape(5, 2)
+    if np.hypot(*(points[1] - points[0])) < MIN_ALIGN_EYE_FRACTION * side:
         return 0.0
     roll = roll_degrees(points)
     if not MIN_ALIGN_ROLL <= abs(roll) <= MAX_ALIGN_ROLL:
