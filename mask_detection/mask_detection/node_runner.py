@@ -142,6 +142,11 @@ def run_node(name, build, fatal_errors=(), finished=None, close=None, args=None)
                     + ', '.join(thread.name for thread in stuck_threads))
             node.destroy_node()
         rclpy.try_shutdown()
+        # As the interpreter exits, CPython puts every Python-level handler back to the
+        # default action (but leaves SIG_IGN): a stop signal landing then, such as launch's
+        # second SIGINT after a fast clean-up, would end the process with -2 (seen on Kilted).
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
     if stuck_threads:
         _exit_now(exit_code)
     return exit_code

@@ -161,3 +161,32 @@ def test_a_signal_that_surfaces_as_another_error_still_ends_cleanly(tmp_path):
                           text=True, timeout=60, env=node_environment(ros_domain_id()))
     assert done.returncode == 0, done.stdout + done.stderr
     assert 'Traceback' not in done.stderr, done.stderr
+
+
+# The node stops itself with one SIGINT; what the process does with stop signals afterwards
+# is printed.  CPython resets Python-level handlers to the default action while the
+# interpreter exits, so a later signal (launch's second SIGINT) would kill the process with
+# -2 unless the handlers are SIG_IGN by then (test_nodes_exit_cleanly_on_signals races it).
+STOP_SIGNALS_AFTER_RUN = """
+import os, signal, sys
+from rclpy.node import Node
+from mask_detection.node_runner import run_node
+
+class Node_(Node):
+    def __init__(self):
+        super().__init__('stops_itself')
+        self.create_timer(0.05, lambda: os.kill(os.getpid(), signal.SIGINT))
+
+code = run_node('stops_itself', Node_)
+print('after:', signal.getsignal(signal.SIGINT) is signal.SIG_IGN,
+      signal.getsignal(signal.SIGTERM) is signal.SIG_IGN)
+os.kill(os.getpid(), signal.SIGINT)
+sys.exit(code)
+"""
+
+
+def test_stop_signals_are_ignored_once_the_node_has_ended(tmp_path):
+    done = subprocess.run([sys.executable, '-c', STOP_SIGNALS_AFTER_RUN], capture_output=True,
+                          text=True, timeout=60, env=node_environment(ros_domain_id()))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert 'after: True True' in done.stdout, done.stdout + done.stderr
